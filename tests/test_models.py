@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from wslib import CNN, GCNN, WSCNN, count_parameters, cyclic, representation_losses
+from wslib.equivariance import assert_equivariant, image_action, invariant_action
+from wslib.groups import rotation_stack, shift_twist_stack
+from wslib.models import cifar_cnn, cifar_gcnn, cifar_wscnn
+
+
+@pytest.mark.parametrize(
+    "make, free, rep",
+    [
+        (CNN, 412_170, 0),
+        (GCNN, 410_890, 0),
+        (lambda: GCNN(hidden=16), 103_050, 0),  # the paper's "103 K"
+        (WSCNN, 410_890, 121_875),
+        (lambda: cifar_cnn(32), 428_170, 0),
+        (lambda: cifar_cnn(64), 1_660_170, 0),
+        (lambda: cifar_cnn(128), 6_544_906, 0),
+        (cifar_gcnn, 1_632_394, 0),
+        (cifar_wscnn, 1_632_394, 468_195),
+    ],
+)
+def test_parameter_counts_match_the_paper(make, free, rep):
+    counts = count_parameters(make())
+    assert (counts["free"], counts["representation"]) == (free, rep)
+
+
+def test_shapes():
+    x = torch.randn(2, 1, 28, 28)
+    for model in (CNN(hidden=8), GCNN(hidden=4), WSCNN(hidden=4)):
+        assert model(x).shape == (2, 10)
+    x = torch.randn(2, 3, 32, 32)
+    for model in (cifar_cnn(8), cifar_gcnn(4), cifar_wscnn(4)):
+        assert model(x).shape == (2, 10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gcnn_is_invariant_to_quarter_turns(dtype):
+    torch.manual_seed(0)
+    model = GCNN(hidden=8).to(dtype)
+    assert_equivariant(model, torch.randn(3, 1, 28, 28, dtype=dtype), image_action(cyclic(4)), invariant_action, range(4))
+
+
+def test_cifar_gcnn_is_invariant_to_quarter_turns():
+    torch.manual_seed(0)
+    model = cifar_gcnn(4).double().eval()  # eval: batch statistics would differ per batch otherwise
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    assert_equivariant(model, x, image_action(cyclic(4)), invariant_action, range(4))
+
+
+def test_wscnn_with_sharp_logits_behaves_like_the_gcnn():
+    torch.manual_seed(0)
+    gcnn, wscnn = GCNN(hidden=4), WSCNN(hidden=4)
+    exact = [rotation_stack(5)] + [shift_twist_stack(5)] * 4
+    with torch.no_grad():
+        for g_conv, w_conv, stack in zip(gcnn.convs, wscnn.convs, exact):
+            w_conv.weight.copy_(g_conv.weight)
+            w_conv.bias.copy_(g_conv.bias)
+            w_conv.representation.logits.copy_(100.0 * stack[1:])
+        wscnn.head.load_state_dict(gcnn.head.state_dict())
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(wscnn(x), gcnn(x), rtol=1e-4, atol=1e-5)
+    assert_equivariant(wscnn, x, image_action(cyclic(4)), invariant_action, range(4), rtol=1e-4)
+
+
+def test_representation_losses_cover_every_learned_stack():
+    torch.manual_seed(0)
+    model = WSCNN(hidden=4)
+    norm, ent = representation_losses(model)
+    manual = sum(c.representation.normalization_loss() for c in model.convs)
+    torch.testing.assert_close(norm, manual)
+    assert ent > 0
+    norm0, ent0 = representation_losses(GCNN(hidden=4))
+    assert norm0 == 0 and ent0 == 0
+    (norm + ent).backward()
+    assert all(c.representation.logits.grad is not None for c in model.convs)

@@ -1,0 +1,132 @@
+import pytest
+import torch
+
+from wslib import (
+    FixedRepresentation,
+    GroupConv2d,
+    LearnedRepresentation,
+    LiftingConv2d,
+    assert_equivariant,
+    cyclic,
+    dihedral,
+    equivariance_error,
+    rotation_stack,
+    shift_twist_stack,
+)
+from wslib.equivariance import default_tolerance, group_feature_action, image_action
+from wslib.sinkhorn import doubly_stochastic_error
+
+CASES = [  # (group, flips, order, kernel size, input size, padding)
+    (cyclic(4), False, 4, 3, 9, 0),
+    (cyclic(4), False, 4, 5, 12, 2),
+    (cyclic(4), False, 4, 4, 11, 1),
+    (dihedral(4), True, 4, 3, 10, 1),
+    (dihedral(4), True, 4, 5, 13, 0),
+    (cyclic(2), False, 2, 3, 8, 0),
+]
+
+
+def _exact_layers(order, flips, k, padding, dtype, c=(2, 3, 2)):
+    lift = LiftingConv2d(c[0], c[1], k, FixedRepresentation(rotation_stack(k, order, flips)), padding=padding)
+    gconv = GroupConv2d(c[1], c[2], k, FixedRepresentation(shift_twist_stack(k, order, flips)), padding=padding)
+    return lift.to(dtype), gconv.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("group, flips, order, k, size, padding", CASES, ids=lambda v: getattr(v, "name", None))
+def test_exact_stacks_make_exact_equivariant_layers(dtype, group, flips, order, k, size, padding):
+    torch.manual_seed(k * size)
+    lift, gconv = _exact_layers(order, flips, k, padding, dtype)
+    x = torch.randn(2, 2, size, size, dtype=dtype)
+    elements = range(group.order)
+    # Rotating (mirroring) the image rotates the feature maps and permutes the group axis.
+    assert_equivariant(lift, x, image_action(group), group_feature_action(group), elements)
+    f = lift(x)
+    assert_equivariant(gconv, f, group_feature_action(group), group_feature_action(group), elements)
+    assert default_tolerance(dtype) == (1e-10 if dtype == torch.float64 else 1e-5)
+
+
+def test_checker_names_the_worst_case_when_not_equivariant():
+    torch.manual_seed(0)
+    c4 = cyclic(4)
+    rep = LearnedRepresentation(4, 9)
+    lift = LiftingConv2d(1, 2, 3, rep)
+    x = torch.randn(1, 1, 8, 8)
+    result = equivariance_error(lift, x, image_action(c4), group_feature_action(c4), range(4))
+    assert result.errors[0] < 1e-6 and result.max_error > 0.01
+    with pytest.raises(AssertionError, match="at element"):
+        assert_equivariant(lift, x, image_action(c4), group_feature_action(c4), range(4))
+
+
+def test_learned_representation_shapes_and_double_stochasticity():
+    torch.manual_seed(0)
+    rep = LearnedRepresentation(4, 25)
+    assert rep.logits.shape == (3, 25, 25)
+    assert 0 <= rep.logits.min() and rep.logits.max() < 1  # U[0, 1) initialisation
+    stack = rep()
+    assert stack.shape == (4, 25, 25)
+    assert torch.equal(stack[0], torch.eye(25))
+    assert doubly_stochastic_error(stack).max() < 1e-5
+    free = LearnedRepresentation(4, 25, fix_identity=False)
+    assert free.logits.shape == (4, 25, 25) and free().shape == (4, 25, 25)
+
+
+def test_gradients_reach_the_logits_and_the_base_kernel():
+    torch.manual_seed(0)
+    lift = LiftingConv2d(1, 2, 3, LearnedRepresentation(4, 9))
+    gconv = GroupConv2d(2, 2, 3, LearnedRepresentation(4, 36))
+    loss = gconv(lift(torch.randn(2, 1, 9, 9))).square().mean()
+    loss = loss + lift.representation.normalization_loss() + gconv.representation.entropy_loss()
+    loss.backward()
+    for p in (lift.representation.logits, gconv.representation.logits, lift.weight, gconv.weight, gconv.bias):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+def test_kernel_layout_matches_the_definition():
+    torch.manual_seed(0)
+    k, G = 3, 4
+    gconv = GroupConv2d(2, 3, k, FixedRepresentation(shift_twist_stack(k)))
+    K = gconv.expanded_kernel().view(3, G, 2, G, k, k)  # (o, g, i, h, y, x)
+    theta = gconv.weight.view(3, 2, G, k, k)
+    for g in range(G):
+        expected = torch.rot90(torch.roll(theta, g, dims=2), g, dims=(-2, -1))
+        torch.testing.assert_close(K[:, g], expected, rtol=0, atol=0)
+
+
+def test_eval_mode_caches_the_kernel_until_parameters_change():
+    torch.manual_seed(0)
+    lift = LiftingConv2d(1, 2, 3, LearnedRepresentation(4, 9)).eval()
+    x = torch.randn(1, 1, 6, 6)
+    with torch.no_grad():
+        y1 = lift(x)
+        cached = lift._cache[1]
+        assert lift(x).equal(y1) and lift._cache[1] is cached  # reused
+        lift.representation.logits.add_(torch.randn(3, 9, 9))  # an in-place update ...
+        y2 = lift(x)
+        assert lift._cache[1] is not cached  # ... invalidates it
+    torch.testing.assert_close(y2, lift.train()(x))
+    assert lift._cache is None
+
+
+def test_construction_errors_name_expected_and_given():
+    with pytest.raises(ValueError, match=r"k² = 25.*4 9×9"):
+        LiftingConv2d(1, 2, 5, FixedRepresentation(rotation_stack(3)))
+    with pytest.raises(ValueError, match=r"\|H\|·k² = 36.*4 9×9"):
+        GroupConv2d(1, 2, 3, FixedRepresentation(rotation_stack(3)))
+    with pytest.raises(ValueError, match="shape"):
+        FixedRepresentation(torch.zeros(4, 9, 8))
+    with pytest.raises(ValueError, match="kernel_size"):
+        LiftingConv2d(1, 2, 0, FixedRepresentation(rotation_stack(1)))
+
+
+def test_call_errors_name_expected_and_given():
+    lift = LiftingConv2d(3, 2, 5, FixedRepresentation(rotation_stack(5)))
+    gconv = GroupConv2d(2, 2, 5, FixedRepresentation(shift_twist_stack(5)))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\); got \(2, 1, 9, 9\)"):
+        lift(torch.zeros(2, 1, 9, 9))
+    with pytest.raises(ValueError, match=r"\(B, 2, 4, H, W\).*got \(2, 2, 8, 9, 9\)"):
+        gconv(torch.zeros(2, 2, 8, 9, 9))
+    with pytest.raises(ValueError, match=r"\(B, 2, 4, H, W\).*got \(2, 8, 9, 9\)"):
+        gconv(torch.zeros(2, 8, 9, 9))
+    with pytest.raises(ValueError, match="too large for a 4×4 input"):
+        lift(torch.zeros(1, 3, 4, 4))

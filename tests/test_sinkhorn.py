@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from wslib import doubly_stochastic_error, entropy_loss, log_sinkhorn, normalization_loss, sinkhorn
+
+
+def test_rows_and_columns_sum_to_one():
+    torch.manual_seed(0)
+    m = sinkhorn(torch.randn(5, 7, 7), n_iter=50)
+    assert (m >= 0).all()
+    torch.testing.assert_close(m.sum(-1), torch.ones(5, 7), atol=1e-5, rtol=0)
+    torch.testing.assert_close(m.sum(-2), torch.ones(5, 7), atol=1e-6, rtol=0)
+    assert doubly_stochastic_error(m).max() < 1e-5
+
+
+def test_large_multiple_of_a_permutation_gives_that_permutation():
+    perm = torch.randperm(9, generator=torch.Generator().manual_seed(1))
+    p = torch.eye(9)[perm]
+    torch.testing.assert_close(sinkhorn(50.0 * p), p, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [1e2, 1e4, 1e6])
+def test_extreme_logits_stay_finite(scale):
+    torch.manual_seed(2)
+    logits = torch.randn(3, 6, 6) * scale
+    m = sinkhorn(logits)
+    assert torch.isfinite(m).all()
+    assert torch.isfinite(log_sinkhorn(logits)).all()
+    # Convergence is slow for such logits, but every entry is a probability and the last
+    # (column) normalisation holds exactly.
+    assert m.min() >= 0 and m.max() <= 1
+    torch.testing.assert_close(m.sum(-2), torch.ones(3, 6), atol=1e-5, rtol=0)
+    logits.requires_grad_(True)
+    sinkhorn(logits).sum().backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_gradcheck_float64():
+    torch.manual_seed(3)
+    logits = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: sinkhorn(x, n_iter=5, temperature=0.7), (logits,))
+
+
+def test_low_temperature_sharpens():
+    torch.manual_seed(4)
+    logits = torch.randn(6, 6)
+    soft = sinkhorn(logits, temperature=10.0).amax(-1).mean()
+    hard = sinkhorn(logits, temperature=0.05, n_iter=100).amax(-1).mean()
+    assert soft < 0.3 < 0.9 < hard
+
+
+def test_doubly_stochastic_error_detects_violations():
+    assert doubly_stochastic_error(torch.full((4, 4), 0.25)) == 0
+    assert doubly_stochastic_error(torch.full((4, 4), 0.3)) == pytest.approx(0.2)
+    bad = torch.eye(3)
+    bad[0, 0], bad[0, 1] = 1.5, -0.5
+    assert doubly_stochastic_error(bad) == pytest.approx(0.5)
+
+
+def test_normalization_loss_zero_exactly_at_unit_sums():
+    # logsumexp of every row and column of log(1/n · 1) is 0.
+    uniform = torch.full((2, 5, 5), -torch.log(torch.tensor(5.0)))
+    assert normalization_loss(uniform) == pytest.approx(0.0, abs=1e-10)
+    shifted = uniform + 1.0  # every row/column logsumexp becomes 1
+    assert normalization_loss(shifted).item() == pytest.approx(2.0)
+
+
+def test_entropy_zero_for_permutations_and_log_n_rows_for_uniform():
+    assert entropy_loss(torch.eye(4)[torch.tensor([2, 0, 3, 1])]).item() == pytest.approx(0.0)
+    n = 4
+    assert entropy_loss(torch.full((n, n), 1 / n)).item() == pytest.approx(n * torch.log(torch.tensor(4.0)).item())
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [(torch.randn(3, 4), r"\(\.\.\., n, n\)"), (torch.randn(5), r"\(\.\.\., n, n\)")],
+)
+def test_non_square_raises(bad, match):
+    with pytest.raises(ValueError, match=match):
+        sinkhorn(bad)
+
+
+def test_nan_logits_raise():
+    x = torch.zeros(3, 3)
+    x[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        sinkhorn(x)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="n_iter"):
+        sinkhorn(torch.zeros(3, 3), n_iter=0)
+    with pytest.raises(ValueError, match="temperature"):
+        sinkhorn(torch.zeros(3, 3), temperature=0.0)

@@ -1,0 +1,29 @@
+"""wslib: learning symmetries by weight sharing with doubly stochastic tensors.
+
+A small PyTorch library accompanying the tutorial book on van der Linden et al., "Learning
+Symmetries via Weight-Sharing with Doubly Stochastic Tensors" (NeurIPS 2024).
+
+Modules, one idea each:
+    sinkhorn     -- the log-domain Sinkhorn operator and the paper's regularisers
+    groups       -- finite groups as permutations, and their actions on pixel grids
+    nn           -- lifting / group convolutions driven by a (fixed or learned) representation
+    models       -- the paper's MNIST and CIFAR-10 models (CNN, GCNN, WSCNN)
+    equivariance -- one checker for equivariance, used by the tests and the book
+    profiles     -- the quick / tutorial / paper execution profiles
+"""
+from . import equivariance, groups, models, nn, profiles
+from .equivariance import assert_equivariant, equivariance_error
+from .groups import cyclic, dihedral, interpolated_rotation_matrix, rotation_stack, shift_twist_stack
+from .models import CNN, GCNN, WSCNN
+from .nn import (
+    FixedRepresentation,
+    GroupConv2d,
+    LearnedRepresentation,
+    LiftingConv2d,
+    count_parameters,
+    representation_losses,
+)
+from .profiles import current_profile
+from .sinkhorn import doubly_stochastic_error, entropy_loss, log_sinkhorn, normalization_loss, sinkhorn
+
+__version__ = "0.1.0"

@@ -1,0 +1,306 @@
+"""Lifting and group convolutions as weight sharing.
+
+A group convolution is one *base kernel* θ transformed by a stack of |H| matrices R_1..R_|H|,
+followed by a single ordinary ``conv2d``. What the stack is decides what the layer is:
+
+* :class:`FixedRepresentation` holding exact permutation matrices (e.g. ``rotation_stack``)
+  makes the layer an exact G-CNN layer;
+* :class:`LearnedRepresentation` holding Sinkhorn-normalised logits makes it the paper's learned
+  weight-sharing (WSCNN) layer.
+
+The two conv layers below do not know which of the two they were given.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .sinkhorn import entropy_loss, normalization_loss, sinkhorn
+
+__all__ = [
+    "FixedRepresentation",
+    "LearnedRepresentation",
+    "LiftingConv2d",
+    "GroupConv2d",
+    "representation_losses",
+    "count_parameters",
+]
+
+
+class FixedRepresentation(nn.Module):
+    """A constant stack of |H| matrices (not learned): an exact group gives a G-CNN layer.
+
+    Args:
+        stack: (|H|, d, d) matrices, e.g. ``wslib.groups.rotation_stack(5)``. Stored as a buffer,
+            so it moves with the module between devices and lands in the state dict.
+    """
+
+    def __init__(self, stack: Tensor):
+        super().__init__()
+        if stack.dim() != 3 or stack.shape[1] != stack.shape[2]:
+            raise ValueError(f"stack must have shape (|H|, d, d); got {tuple(stack.shape)}")
+        self.register_buffer("stack", stack.detach().clone())
+
+    @property
+    def size(self) -> int:
+        return self.stack.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.stack.shape[1]
+
+    def forward(self) -> Tensor:
+        """Returns the (|H|, d, d) stack."""
+        return self.stack
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, dim={self.dim}"
+
+
+class LearnedRepresentation(nn.Module):
+    """The paper's learned stack of |H| doubly stochastic d×d matrices.
+
+    The learnable parameter is ``logits``, initialised U[0, 1) as in the paper: shape
+    (|H|−1, d, d) when the first element is anchored to the identity (``fix_identity=True``, the
+    paper's choice: it separates the base kernel from its transforms), else (|H|, d, d). Calling
+    the module runs Sinkhorn on the logits and returns the (|H|, d, d) stack, identity first.
+
+    Args:
+        size: |H|, the number of matrices in the stack.
+        dim: d, the side of each matrix (k² for a lifting layer, |H|·k² for a group layer).
+        n_iter: Sinkhorn iterations.
+        fix_identity: anchor element 0 to the identity (not learned).
+        temperature: Sinkhorn temperature; a plain attribute, so it can be annealed in training.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        dim: int,
+        n_iter: int = 20,
+        fix_identity: bool = True,
+        temperature: float = 1.0,
+    ):
+        super().__init__()
+        if size < 1 or dim < 1:
+            raise ValueError(f"size and dim must be >= 1; got size={size}, dim={dim}")
+        self.size, self.dim = size, dim
+        self.n_iter, self.fix_identity, self.temperature = n_iter, fix_identity, temperature
+        n_learned = size - 1 if fix_identity else size
+        self.logits = nn.Parameter(torch.rand(n_learned, dim, dim))
+
+    def forward(self) -> Tensor:
+        """Returns the (|H|, d, d) stack: [I, sinkhorn(logits)...] or sinkhorn(logits)."""
+        soft = sinkhorn(self.logits, self.n_iter, self.temperature)
+        if not self.fix_identity:
+            return soft
+        eye = torch.eye(self.dim, dtype=soft.dtype, device=soft.device).unsqueeze(0)
+        return torch.cat([eye, soft], dim=0)
+
+    def normalization_loss(self) -> Tensor:
+        """The paper's normalisation regulariser on the raw logits (scalar)."""
+        return normalization_loss(self.logits)
+
+    def entropy_loss(self) -> Tensor:
+        """The paper's entropy regulariser on the normalised learned matrices (scalar)."""
+        return entropy_loss(sinkhorn(self.logits, self.n_iter, self.temperature))
+
+    def extra_repr(self) -> str:
+        return (
+            f"size={self.size}, dim={self.dim}, n_iter={self.n_iter}, "
+            f"fix_identity={self.fix_identity}, temperature={self.temperature}"
+        )
+
+
+class _WeightSharingConv(nn.Module):
+    """Shared machinery: base kernel → kernel stack via the representation → one conv2d.
+
+    Subclasses say how many input group elements each input channel carries (1 for lifting,
+    |H| for a group convolution).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        representation: nn.Module,
+        in_group: int,
+        padding: int = 0,
+        bias: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(kernel_size, int) or kernel_size < 1:
+            raise ValueError(f"kernel_size must be a positive int; got {kernel_size!r}")
+        expected = in_group * kernel_size**2
+        size, dim = representation.size, representation.dim
+        if dim != expected:
+            what = "k²" if in_group == 1 else "|H|·k²"
+            raise ValueError(
+                f"{type(self).__name__} with kernel_size={kernel_size} needs a representation of "
+                f"{what} = {expected}-dimensional matrices; got a stack of {size} {dim}×{dim} matrices"
+            )
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.padding, self.in_group = kernel_size, padding, in_group
+        self.representation = representation
+        # Base kernel θ: (C_out, C_in, |H_in|·k²), input-group-major, then row-major pixels.
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, expected))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+        self._cache: tuple[tuple, Tensor] | None = None
+
+    @property
+    def group_size(self) -> int:
+        """|H|, the size of the output group axis."""
+        return self.representation.size
+
+    def reset_parameters(self) -> None:
+        # The same fan-in scaling as nn.Conv2d: each output sums C_in·|H_in|·k² products.
+        fan_in = self.weight.shape[1] * self.weight.shape[2]
+        bound = 1 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def expanded_kernel(self) -> Tensor:
+        """The conv2d weight (C_out·|H|, C_in·|H_in|, k, k): K[o, g, i] = R_g θ[o, i].
+
+        Output channels are ordered channel-major, group-minor (index o·|H| + g), and so are
+        the input channels of a group convolution (index i·|H| + h).
+        """
+        stack = self.representation()  # (|H|, D, D)
+        kernel = torch.einsum("gde,oie->ogid", stack, self.weight)  # (C_out, |H|, C_in, D)
+        k = self.kernel_size
+        return kernel.reshape(
+            self.out_channels * stack.shape[0], self.in_channels * self.in_group, k, k
+        )
+
+    def _cache_key(self) -> tuple:
+        tensors = [t for t in self.parameters()] + [t for t in self.buffers()]
+        return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+
+    def _kernel(self) -> Tensor:
+        # Inference (eval mode, no autograd) reuses the expanded kernel until a parameter changes
+        # in place (optimiser step, load_state_dict) or moves; then it costs one plain conv2d.
+        if self.training or torch.is_grad_enabled():
+            return self.expanded_kernel()
+        key = self._cache_key()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.expanded_kernel())
+        return self._cache[1]
+
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
+    def _conv(self, x: Tensor) -> Tensor:
+        """x: (B, C_in·|H_in|, H, W) → (B, C_out, |H|, H', W')."""
+        k, p = self.kernel_size, self.padding
+        if x.shape[-2] + 2 * p < k or x.shape[-1] + 2 * p < k:
+            raise ValueError(
+                f"kernel_size={k} (padding={p}) is too large for a {x.shape[-2]}×{x.shape[-1]} input"
+            )
+        bias = None if self.bias is None else self.bias.repeat_interleave(self.group_size)
+        y = F.conv2d(x, self._kernel(), bias, padding=p)
+        return y.view(x.shape[0], self.out_channels, self.group_size, *y.shape[-2:])
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"group_size={self.group_size}, padding={self.padding}, bias={self.bias is not None}"
+        )
+
+
+class LiftingConv2d(_WeightSharingConv):
+    """Lifting convolution: an image to a function on (group × plane).
+
+    (B, C_in, H, W) → (B, C_out, |H|, H', W'), with H' = H + 2·padding − k + 1. Output slice g
+    is the input cross-correlated with the kernels R_g θ.
+
+    Args:
+        in_channels, out_channels: channel counts (the group axis is extra).
+        kernel_size: k (square kernels).
+        representation: a module returning an (|H|, k², k²) stack, e.g.
+            ``FixedRepresentation(rotation_stack(k))`` or ``LearnedRepresentation(4, k * k)``.
+        padding: zero padding on each side.
+        bias: one bias per output channel, shared over the group and space.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, representation, padding=0, bias=True):
+        super().__init__(
+            in_channels, out_channels, kernel_size, representation, 1, padding, bias
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"LiftingConv2d expects input (B, {self.in_channels}, H, W); got {tuple(x.shape)}"
+            )
+        return self._conv(x)
+
+
+class GroupConv2d(_WeightSharingConv):
+    """Group convolution: a function on (group × plane) to another.
+
+    (B, C_in, |H|, H, W) → (B, C_out, |H|, H', W'). The representation acts jointly on the
+    input-group axis and the kernel's pixels, so it holds (|H|, |H|·k², |H|·k²) matrices.
+
+    Args:
+        in_channels, out_channels: channel counts (the group axis is extra).
+        kernel_size: k (square kernels).
+        representation: a module returning an (|H|, |H|·k², |H|·k²) stack, e.g.
+            ``FixedRepresentation(shift_twist_stack(k))`` or ``LearnedRepresentation(4, 4 * k * k)``.
+        padding: zero padding on each side.
+        bias: one bias per output channel, shared over the group and space.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, representation, padding=0, bias=True):
+        super().__init__(
+            in_channels, out_channels, kernel_size, representation,
+            representation.size, padding, bias,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        G = self.group_size
+        if x.dim() != 5 or x.shape[1] != self.in_channels or x.shape[2] != G:
+            raise ValueError(
+                f"GroupConv2d expects input (B, {self.in_channels}, {G}, H, W) "
+                f"(channels, group of size {G}, height, width); got {tuple(x.shape)}"
+            )
+        return self._conv(x.reshape(x.shape[0], self.in_channels * G, *x.shape[-2:]))
+
+
+def representation_losses(model: nn.Module) -> tuple[Tensor, Tensor]:
+    """Sum of the paper's regularisers over every learned stack in ``model``.
+
+    Returns:
+        (normalisation, entropy): two scalar tensors, zero if the model has no learned stack.
+    """
+    norm, ent = [], []
+    for module in model.modules():
+        if isinstance(module, LearnedRepresentation):
+            norm.append(module.normalization_loss())
+            ent.append(module.entropy_loss())
+    if not norm:
+        zero = next(model.parameters()).new_zeros(())
+        return zero, zero
+    return torch.stack(norm).sum(), torch.stack(ent).sum()
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters, split as the paper counts them.
+
+    Returns:
+        ``{"free": ..., "representation": ..., "total": ...}`` where "representation" counts the
+        logits of every :class:`LearnedRepresentation` and "free" everything else.
+    """
+    rep = {id(p) for m in model.modules() if isinstance(m, LearnedRepresentation) for p in m.parameters()}
+    counts = {"free": 0, "representation": 0}
+    for p in model.parameters():
+        if p.requires_grad:
+            counts["representation" if id(p) in rep else "free"] += p.numel()
+    counts["total"] = counts["free"] + counts["representation"]
+    return counts
