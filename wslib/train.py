@@ -1,0 +1,496 @@
+"""A plain-PyTorch training loop for weight-sharing networks, with exact resumption.
+
+:func:`train` runs AdamW on ``task loss + λ_norm·Σ norm + λ_ent·Σ ent`` (the paper's regularisers
+over every :class:`~wslib.nn.LearnedRepresentation`, PAPER.md §5), with its own learning rate for
+the representation logits, and returns a :class:`History`: per-epoch losses and accuracies plus
+snapshots of every learned stack, which the book plots.
+
+Checkpoints are written atomically (a temporary file, then ``os.replace``) after every epoch. A
+run that is interrupted resumes from its last checkpoint to *the same result* as an uninterrupted
+run, because all randomness of epoch e (shuffling, augmentation, dropout) is re-seeded from
+(seed, e) instead of being carried along in generator state.
+
+The module also holds the toy problems' single weight-sharing layer
+(:class:`SharedKernelLayer`) and the objectives the book trains it with.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
+
+from .nn import LearnedRepresentation, representation_losses
+
+__all__ = [
+    "TrainConfig",
+    "History",
+    "train",
+    "evaluate",
+    "seed_everything",
+    "default_device",
+    "save_checkpoint",
+    "load_checkpoint",
+    "learned_stacks",
+    "set_temperature",
+    "classification_objective",
+    "SharedKernelLayer",
+    "reconstruction_objective",
+]
+
+# An objective maps (model, inputs, targets) to (scalar loss, logits or None); logits, when given,
+# are scored for accuracy against integer targets.
+Objective = Callable[[nn.Module, Tensor, Tensor], "tuple[Tensor, Tensor | None]"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (and is checked when it resumes).
+
+    Attributes:
+        epochs: passes over the training data.
+        batch_size: samples per step.
+        lr: AdamW learning rate of all weights except the representation logits.
+        rep_lr: learning rate of every ``LearnedRepresentation.logits`` (``None``: same as lr).
+            The paper uses 1e-2 for both on MNIST, 1e-4 / 1e-2 on CIFAR-10.
+        weight_decay: AdamW weight decay (paper: 1e-4).
+        lambda_norm: weight of the normalisation regulariser (paper: 0.1).
+        lambda_ent: weight of the entropy regulariser (paper: 0 or a tuned value, e.g. 0.01).
+        temperature: ``(start, end)`` anneals the Sinkhorn temperature of every learned stack
+            geometrically from start to end over all steps; ``None`` leaves it alone.
+        seed: seeds shuffling, augmentation and dropout of every epoch (not the model's
+            initialisation: call :func:`seed_everything` before building the model).
+        device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when present.
+        checkpoint: file to write after every epoch and to resume from; ``None``: no checkpoint.
+        snapshots: record every learned stack after every epoch (and before the first).
+        num_workers: DataLoader worker processes.
+        progress: show a tqdm progress bar.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-2
+    rep_lr: float | None = None
+    weight_decay: float = 1e-4
+    lambda_norm: float = 0.1
+    lambda_ent: float = 0.0
+    temperature: tuple[float, float] | None = None
+    seed: int = 0
+    device: str | None = None
+    checkpoint: str | None = None
+    snapshots: bool = True
+    num_workers: int = 0
+    progress: bool = True
+
+    # Fields that may change between a run and its resumption without changing its result.
+    _RESUMABLE = ("epochs", "device", "checkpoint", "num_workers", "progress")
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1:
+            raise ValueError(f"need epochs >= 0 and batch_size >= 1; got {self.epochs}, {self.batch_size}")
+        if self.lr <= 0 or (self.rep_lr is not None and self.rep_lr <= 0):
+            raise ValueError(f"learning rates must be > 0; got lr={self.lr}, rep_lr={self.rep_lr}")
+        if self.lambda_norm < 0 or self.lambda_ent < 0 or self.weight_decay < 0:
+            raise ValueError("lambda_norm, lambda_ent and weight_decay must be >= 0")
+        if self.temperature is not None:
+            self.temperature = tuple(float(t) for t in self.temperature)
+            if len(self.temperature) != 2 or min(self.temperature) <= 0:
+                raise ValueError(f"temperature must be (start, end) with both > 0; got {self.temperature}")
+        if self.checkpoint is not None:
+            self.checkpoint = str(self.checkpoint)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class History:
+    """What :func:`train` records, one entry per finished epoch.
+
+    Attributes:
+        epoch: 1, 2, ... (epochs finished).
+        train_loss, test_loss: mean task loss (without regularisers) per sample.
+        train_acc, test_acc: accuracy in [0, 1] (``nan`` when the objective gives no logits or
+            there is no test set).
+        norm, ent: the regularisers' values, averaged over the epoch's steps.
+        temperature: the Sinkhorn temperature at the end of the epoch (``nan`` if not annealed).
+        seconds: wall time of the epoch (training and evaluation).
+        snapshots: ``snapshots[0]`` is every learned stack before training, ``snapshots[e]``
+            after epoch e; each a dict {module name: (|H|, d, d) CPU tensor}.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    norm: list[float] = field(default_factory=list)
+    ent: list[float] = field(default_factory=list)
+    temperature: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    snapshots: list[dict[str, Tensor]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "History":
+        return cls(**{f.name: list(d.get(f.name, [])) for f in fields(cls)})
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def final(self) -> dict[str, float]:
+        """The last epoch's scalar metrics (empty before the first epoch)."""
+        if not self.epoch:
+            return {}
+        return {f.name: getattr(self, f.name)[-1] for f in fields(self) if f.name != "snapshots"}
+
+
+# --- utilities ---------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices); call it before building a model."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def save_checkpoint(obj: dict, path: str | Path) -> None:
+    """Write ``obj`` with ``torch.save`` atomically: a temporary file in the same folder, then
+    ``os.replace``, so a crash mid-write never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint onto the CPU with ``weights_only=True`` (no arbitrary code runs)."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def learned_stacks(model: nn.Module) -> dict[str, Tensor]:
+    """{name: (|H|, d, d) stack} of every LearnedRepresentation in ``model``, detached, on CPU."""
+    with torch.no_grad():
+        return {name or "representation": m().detach().cpu().clone()
+                for name, m in model.named_modules() if isinstance(m, LearnedRepresentation)}
+
+
+def set_temperature(model: nn.Module, temperature: float) -> None:
+    """Set the Sinkhorn temperature of every LearnedRepresentation in ``model``."""
+    for m in model.modules():
+        if isinstance(m, LearnedRepresentation):
+            m.temperature = float(temperature)
+
+
+def classification_objective(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Cross-entropy of ``model(x)`` (B, classes) against integer labels y (B,)."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits
+
+
+def _as_dataset(data) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if hasattr(data, "dataset") and callable(data.dataset):  # e.g. wslib.data.ToyData
+        return data.dataset()
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        return TensorDataset(*data)
+    raise ValueError(
+        "data must be a torch Dataset, a ToyData, or a pair of tensors (inputs, targets); "
+        f"got {type(data).__name__}"
+    )
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + 7919 * epoch) % 2**63
+
+
+def _set_epoch(dataset: Dataset, epoch: int) -> None:
+    # Datasets with per-epoch randomness (wslib.data.RotatedDataset, ...) redraw it here.
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    rep = [p for m in model.modules() if isinstance(m, LearnedRepresentation)
+           for p in m.parameters(recurse=False)]
+    rep_ids = {id(p) for p in rep}
+    other = [p for p in model.parameters() if id(p) not in rep_ids]
+    groups = [{"params": other, "lr": cfg.lr}]
+    if rep:
+        groups.append({"params": rep, "lr": cfg.rep_lr if cfg.rep_lr is not None else cfg.lr})
+    return groups
+
+
+def _config_mismatch(saved: dict, cfg: TrainConfig) -> list[str]:
+    now = cfg.as_dict()
+    return [k for k in now if k not in TrainConfig._RESUMABLE and saved.get(k) != now[k]]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data, objective: Objective = classification_objective,
+             batch_size: int = 256, device: str | torch.device | None = None) -> tuple[float, float]:
+    """Mean task loss and accuracy of ``model`` on ``data`` (eval mode, no gradients).
+
+    Args:
+        data: a Dataset of (input, target), a ToyData, or a pair of tensors.
+        objective: see :func:`train`.
+
+    Returns:
+        ``(loss, accuracy)``; accuracy is ``nan`` when the objective gives no logits.
+    """
+    dataset = _as_dataset(data)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    n, scored = 0, False
+    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss, logits = objective(model, x, y)
+        loss_sum += loss.detach() * len(y)
+        if logits is not None:
+            correct += (logits.argmax(dim=-1) == y).sum()
+            scored = True
+        n += len(y)
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return float(loss_sum) / n, (float(correct) / n if scored else math.nan)
+
+
+def train(
+    model: nn.Module,
+    train_data,
+    test_data=None,
+    config: TrainConfig | dict | None = None,
+    objective: Objective = classification_objective,
+    callback: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train ``model`` with AdamW and the paper's regularisers; resume from a checkpoint.
+
+    Each step minimises ``objective(model, x, y)[0] + λ_norm·norm + λ_ent·ent``, with norm and
+    ent summed over every learned stack (:func:`wslib.nn.representation_losses`). Metrics are
+    accumulated on the device and read once per epoch, so no step waits for the host.
+
+    If ``config.checkpoint`` names an existing file, training continues from it (the model,
+    optimiser and history are restored; a config that differs in anything but epochs, device,
+    workers, progress or the path raises ``ValueError``); if that checkpoint already has
+    ``config.epochs`` epochs, the model is loaded and its history returned without training.
+
+    Args:
+        model: any ``nn.Module``; moved to ``config.device``.
+        train_data, test_data: Datasets of (input, target), ToyData, or (inputs, targets)
+            pairs; ``test_data`` may be ``None``. A dataset with ``set_epoch(e)`` is told the
+            epoch first (fresh augmentation per epoch).
+        config: a :class:`TrainConfig` or a dict of its fields.
+        objective: ``(model, x, y) -> (loss, logits or None)``; default cross-entropy.
+        callback: called as ``callback(epoch, history)`` after each epoch's checkpoint is
+            written (raising from it stops training; the checkpoint survives).
+
+    Returns:
+        the :class:`History` of all epochs, including those of a resumed run.
+    """
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig(**(config or {}))
+    device = torch.device(cfg.device) if cfg.device is not None else default_device()
+    train_set = _as_dataset(train_data)
+    test_set = _as_dataset(test_data) if test_data is not None else None
+    if len(train_set) == 0:
+        raise ValueError("the training set is empty")
+    model.to(device)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=cfg.weight_decay)
+    history, start = History(), 0
+
+    if cfg.checkpoint is not None and Path(cfg.checkpoint).exists():
+        state = load_checkpoint(cfg.checkpoint)
+        bad = _config_mismatch(state["config"], cfg)
+        if bad:
+            raise ValueError(
+                f"checkpoint {cfg.checkpoint} was written with a different config ({', '.join(bad)}); "
+                "delete it or use another path"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start = History.from_dict(state["history"]), int(state["epoch"])
+    if cfg.snapshots and not history.snapshots:
+        history.snapshots.append(learned_stacks(model))
+
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total_steps = max(steps_per_epoch * cfg.epochs, 1)
+    bar = None
+    if cfg.progress and start < cfg.epochs:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total_steps, initial=start * steps_per_epoch, desc="training", unit="step")
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        # All randomness of this epoch comes from (seed, epoch): resuming here reproduces it.
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+        _set_epoch(train_set, epoch)
+        sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch)))
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                            num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+        model.train()
+        sums = torch.zeros(4, device=device)  # task loss·n, norm, ent, correct
+        n_seen, n_steps, scored, tau = 0, 0, False, math.nan
+        for i, (x, y) in enumerate(loader):
+            if cfg.temperature is not None:
+                t_start, t_end = cfg.temperature
+                frac = (epoch * steps_per_epoch + i) / max(total_steps - 1, 1)
+                tau = t_start * (t_end / t_start) ** min(frac, 1.0)
+                set_temperature(model, tau)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            task, logits = objective(model, x, y)
+            norm, ent = representation_losses(model)
+            loss = task + cfg.lambda_norm * norm + cfg.lambda_ent * ent
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                sums[0] += task.detach() * len(y)
+                sums[1] += norm.detach()
+                sums[2] += ent.detach()
+                if logits is not None:
+                    sums[3] += (logits.argmax(dim=-1) == y).sum()
+                    scored = True
+            n_seen += len(y)
+            n_steps += 1
+            if bar is not None:
+                bar.update(1)
+        s = sums.tolist()  # the epoch's one host synchronisation
+        test_loss, test_acc = (evaluate(model, test_set, objective, max(cfg.batch_size, 256), device)
+                               if test_set is not None else (math.nan, math.nan))
+        history.epoch.append(epoch + 1)
+        history.train_loss.append(s[0] / n_seen)
+        history.train_acc.append(s[3] / n_seen if scored else math.nan)
+        history.test_loss.append(test_loss)
+        history.test_acc.append(test_acc)
+        history.norm.append(s[1] / n_steps)
+        history.ent.append(s[2] / n_steps)
+        history.temperature.append(tau)
+        history.seconds.append(time.perf_counter() - t0)
+        if cfg.snapshots:
+            history.snapshots.append(learned_stacks(model))
+        if bar is not None:
+            bar.set_postfix(epoch=epoch + 1, loss=f"{s[0] / n_seen:.3g}",
+                            test_acc=f"{test_acc:.3f}" if test_set is not None else "-")
+        if cfg.checkpoint is not None:
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "epoch": epoch + 1, "history": history.as_dict(),
+                             "config": cfg.as_dict()}, cfg.checkpoint)
+        if callback is not None:
+            callback(epoch + 1, history)
+    if bar is not None:
+        bar.close()
+    return history
+
+
+# --- the toy problems' single layer ----------------------------------------------------------
+
+
+class SharedKernelLayer(nn.Module):
+    """One weight-sharing layer on flattened signals: C base kernels, each transformed by |H| matrices.
+
+    The kernel stack is ``K[c, g] = R_g θ_c`` (the same weight sharing as
+    :class:`~wslib.nn.LiftingConv2d`, but the kernel covers the whole signal, so there is no
+    spatial sliding). The response of sample x to kernel (c, g) is ``<K[c, g], x>``; the
+    logits are those responses, pooled over g for the invariant task (one logit per template)
+    or kept for the equivariant task (one logit per (template, element)).
+
+    Args:
+        representation: a module returning an (|H|, d, d) stack, fixed or learned.
+        n_templates: C.
+        task: ``"invariant"`` (logits (B, C): log-sum-exp over g) or ``"equivariant"``
+            (logits (B, C·|H|), index c·|H| + g).
+
+    Input: (B, d) or (B, 1, k, k) with d = k².
+    """
+
+    def __init__(self, representation: nn.Module, n_templates: int, task: str = "invariant"):
+        super().__init__()
+        if task not in ("invariant", "equivariant"):
+            raise ValueError(f"task must be 'invariant' or 'equivariant'; got {task!r}")
+        self.representation, self.task = representation, task
+        self.weight = nn.Parameter(torch.randn(n_templates, representation.dim) / math.sqrt(representation.dim))
+
+    def kernel_stack(self) -> Tensor:
+        """(C, |H|, d): every base kernel transformed by every matrix of the stack."""
+        return torch.einsum("gde,ce->cgd", self.representation(), self.weight)
+
+    def _flat(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        if flat.shape[1] != self.weight.shape[1]:
+            raise ValueError(
+                f"SharedKernelLayer expects inputs with {self.weight.shape[1]} values per sample; "
+                f"got shape {tuple(x.shape)}"
+            )
+        return flat
+
+    def responses(self, x: Tensor) -> Tensor:
+        """(B, C, |H|) inner products of each sample with each transformed kernel."""
+        return torch.einsum("bd,cgd->bcg", self._flat(x), self.kernel_stack())
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = self.responses(x)
+        return torch.logsumexp(r, dim=-1) if self.task == "invariant" else r.flatten(1)
+
+
+def reconstruction_objective(softmin_temperature: float = 0.1) -> Objective:
+    """The toys' reconstruction objective: the kernel stack must *reproduce* the samples.
+
+    For a :class:`SharedKernelLayer`, the loss of sample x is its squared distance to a
+    transformed kernel ``K[c, g]``, mean over its d entries: for the equivariant task to the
+    labelled (c, g); for the invariant task (g unknown) a soft minimum over g,
+    ``-τ·logsumexp(-dist/τ)``, so every element of the stack receives gradient. The logits
+    returned for accuracy are the negative distances (pooled over g for the invariant task).
+
+    Args:
+        softmin_temperature: τ of the soft minimum over group elements.
+    """
+    if softmin_temperature <= 0:
+        raise ValueError(f"softmin_temperature must be > 0; got {softmin_temperature}")
+
+    def objective(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if not isinstance(model, SharedKernelLayer):
+            raise ValueError("reconstruction_objective trains a SharedKernelLayer")
+        k = model.kernel_stack()  # (C, |H|, d)
+        flat = model._flat(x)
+        dist = (flat[:, None, None, :] - k[None]).pow(2).mean(-1)  # (B, C, |H|)
+        if model.task == "equivariant":
+            logits = -dist.flatten(1)
+            loss = dist.flatten(1).gather(1, y[:, None]).mean()
+        else:
+            tau = softmin_temperature
+            logits = tau * torch.logsumexp(-dist / tau, dim=-1)  # (B, C): soft nearest element
+            loss = -logits.gather(1, y[:, None]).mean()
+        return loss, logits
+
+    return objective
