@@ -36,10 +36,11 @@ def test_shapes():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_gcnn_is_invariant_to_quarter_turns(dtype):
+def test_gcnn_is_invariant_to_quarter_turns(dtype, device):
     torch.manual_seed(0)
-    model = GCNN(hidden=8).to(dtype)
-    assert_equivariant(model, torch.randn(3, 1, 28, 28, dtype=dtype), image_action(cyclic(4)), invariant_action, range(4))
+    model = GCNN(hidden=8).to(device, dtype)
+    x = torch.randn(3, 1, 28, 28, dtype=dtype, device=device)
+    assert_equivariant(model, x, image_action(cyclic(4)), invariant_action, range(4))
 
 
 def test_cifar_gcnn_is_invariant_to_quarter_turns():
@@ -49,9 +50,9 @@ def test_cifar_gcnn_is_invariant_to_quarter_turns():
     assert_equivariant(model, x, image_action(cyclic(4)), invariant_action, range(4))
 
 
-def test_wscnn_with_sharp_logits_behaves_like_the_gcnn():
+def test_wscnn_with_sharp_logits_behaves_like_the_gcnn(device):
     torch.manual_seed(0)
-    gcnn, wscnn = GCNN(hidden=4), WSCNN(hidden=4)
+    gcnn, wscnn = GCNN(hidden=4).to(device), WSCNN(hidden=4).to(device)
     exact = [rotation_stack(5)] + [shift_twist_stack(5)] * 4
     with torch.no_grad():
         for g_conv, w_conv, stack in zip(gcnn.convs, wscnn.convs, exact):
@@ -59,7 +60,7 @@ def test_wscnn_with_sharp_logits_behaves_like_the_gcnn():
             w_conv.bias.copy_(g_conv.bias)
             w_conv.representation.logits.copy_(100.0 * stack[1:])
         wscnn.head.load_state_dict(gcnn.head.state_dict())
-    x = torch.randn(4, 1, 28, 28)
+    x = torch.randn(4, 1, 28, 28, device=device)
     torch.testing.assert_close(wscnn(x), gcnn(x), rtol=1e-4, atol=1e-5)
     assert_equivariant(wscnn, x, image_action(cyclic(4)), invariant_action, range(4), rtol=1e-4)
 

@@ -34,10 +34,10 @@ def _exact_layers(order, flips, k, padding, dtype, c=(2, 3, 2)):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("group, flips, order, k, size, padding", CASES, ids=lambda v: getattr(v, "name", None))
-def test_exact_stacks_make_exact_equivariant_layers(dtype, group, flips, order, k, size, padding):
+def test_exact_stacks_make_exact_equivariant_layers(dtype, group, flips, order, k, size, padding, device):
     torch.manual_seed(k * size)
-    lift, gconv = _exact_layers(order, flips, k, padding, dtype)
-    x = torch.randn(2, 2, size, size, dtype=dtype)
+    lift, gconv = (m.to(device) for m in _exact_layers(order, flips, k, padding, dtype))
+    x = torch.randn(2, 2, size, size, dtype=dtype, device=device)
     elements = range(group.order)
     # Rotating (mirroring) the image rotates the feature maps and permutes the group axis.
     assert_equivariant(lift, x, image_action(group), group_feature_action(group), elements)
@@ -71,11 +71,11 @@ def test_learned_representation_shapes_and_double_stochasticity():
     assert free.logits.shape == (4, 25, 25) and free().shape == (4, 25, 25)
 
 
-def test_gradients_reach_the_logits_and_the_base_kernel():
+def test_gradients_reach_the_logits_and_the_base_kernel(device):
     torch.manual_seed(0)
-    lift = LiftingConv2d(1, 2, 3, LearnedRepresentation(4, 9))
-    gconv = GroupConv2d(2, 2, 3, LearnedRepresentation(4, 36))
-    loss = gconv(lift(torch.randn(2, 1, 9, 9))).square().mean()
+    lift = LiftingConv2d(1, 2, 3, LearnedRepresentation(4, 9)).to(device)
+    gconv = GroupConv2d(2, 2, 3, LearnedRepresentation(4, 36)).to(device)
+    loss = gconv(lift(torch.randn(2, 1, 9, 9, device=device))).square().mean()
     loss = loss + lift.representation.normalization_loss() + gconv.representation.entropy_loss()
     loss.backward()
     for p in (lift.representation.logits, gconv.representation.logits, lift.weight, gconv.weight, gconv.bias):
@@ -93,19 +93,22 @@ def test_kernel_layout_matches_the_definition():
         torch.testing.assert_close(K[:, g], expected, rtol=0, atol=0)
 
 
-def test_eval_mode_caches_the_kernel_until_parameters_change():
+def test_eval_mode_caches_the_kernel_until_parameters_change(device):
     torch.manual_seed(0)
-    lift = LiftingConv2d(1, 2, 3, LearnedRepresentation(4, 9)).eval()
-    x = torch.randn(1, 1, 6, 6)
+    lift = LiftingConv2d(1, 2, 3, LearnedRepresentation(4, 9)).to(device).eval()
+    x = torch.randn(1, 1, 6, 6, device=device)
     with torch.no_grad():
         y1 = lift(x)
-        cached = lift._cache[1]
-        assert lift(x).equal(y1) and lift._cache[1] is cached  # reused
-        lift.representation.logits.add_(torch.randn(3, 9, 9))  # an in-place update ...
+        cached = lift._cache[1][0]
+        assert lift(x).equal(y1) and lift._cache[1][0] is cached  # reused
+        lift.representation.logits.add_(torch.randn(3, 9, 9, device=device))  # an in-place update ...
         y2 = lift(x)
-        assert lift._cache[1] is not cached  # ... invalidates it
+        assert lift._cache[1][0] is not cached  # ... invalidates it
     torch.testing.assert_close(y2, lift.train()(x))
     assert lift._cache is None
+    with torch.no_grad():  # moving the module to another dtype also invalidates the cache
+        lift.eval()(x)
+        assert lift.double()(x.double()).dtype == torch.float64
 
 
 def test_construction_errors_name_expected_and_given():

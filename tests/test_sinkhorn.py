@@ -4,12 +4,13 @@ import torch
 from wslib import doubly_stochastic_error, entropy_loss, log_sinkhorn, normalization_loss, sinkhorn
 
 
-def test_rows_and_columns_sum_to_one():
+def test_rows_and_columns_sum_to_one(device):
     torch.manual_seed(0)
-    m = sinkhorn(torch.randn(5, 7, 7), n_iter=50)
+    m = sinkhorn(torch.randn(5, 7, 7, device=device), n_iter=50)
     assert (m >= 0).all()
-    torch.testing.assert_close(m.sum(-1), torch.ones(5, 7), atol=1e-5, rtol=0)
-    torch.testing.assert_close(m.sum(-2), torch.ones(5, 7), atol=1e-6, rtol=0)
+    ones = torch.ones(5, 7, device=device)
+    torch.testing.assert_close(m.sum(-1), ones, atol=1e-5, rtol=0)
+    torch.testing.assert_close(m.sum(-2), ones, atol=1e-6, rtol=0)
     assert doubly_stochastic_error(m).max() < 1e-5
 
 
@@ -20,16 +21,16 @@ def test_large_multiple_of_a_permutation_gives_that_permutation():
 
 
 @pytest.mark.parametrize("scale", [1e2, 1e4, 1e6])
-def test_extreme_logits_stay_finite(scale):
+def test_extreme_logits_stay_finite(scale, device):
     torch.manual_seed(2)
-    logits = torch.randn(3, 6, 6) * scale
+    logits = torch.randn(3, 6, 6, device=device) * scale
     m = sinkhorn(logits)
     assert torch.isfinite(m).all()
     assert torch.isfinite(log_sinkhorn(logits)).all()
     # Convergence is slow for such logits, but every entry is a probability and the last
     # (column) normalisation holds exactly.
     assert m.min() >= 0 and m.max() <= 1
-    torch.testing.assert_close(m.sum(-2), torch.ones(3, 6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(m.sum(-2), torch.ones(3, 6, device=device), atol=1e-5, rtol=0)
     logits.requires_grad_(True)
     sinkhorn(logits).sum().backward()
     assert torch.isfinite(logits.grad).all()
@@ -80,11 +81,14 @@ def test_non_square_raises(bad, match):
         sinkhorn(bad)
 
 
-def test_nan_logits_raise():
-    x = torch.zeros(3, 3)
+def test_nan_logits_raise(device):
+    x = torch.zeros(3, 3, device=device)
     x[1, 2] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        sinkhorn(x)
+        sinkhorn(x, check_finite=True)  # checked by default on the CPU only (no GPU sync)
+    if device.type == "cpu":
+        with pytest.raises(ValueError, match="NaN"):
+            sinkhorn(x)
 
 
 def test_bad_arguments_raise():
@@ -92,3 +96,23 @@ def test_bad_arguments_raise():
         sinkhorn(torch.zeros(3, 3), n_iter=0)
     with pytest.raises(ValueError, match="temperature"):
         sinkhorn(torch.zeros(3, 3), temperature=0.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the compiled path is used on CUDA only")
+def test_compiled_cuda_path_matches_eager(monkeypatch):
+    import importlib
+
+    sk = importlib.import_module("wslib.sinkhorn")  # the module, not the exported function
+
+    torch.manual_seed(5)
+    logits = torch.randn(3, 20, 20, device="cuda", dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(3, 20, 20, device="cuda", dtype=torch.float64)
+    results = []
+    for compiled in (False, True):
+        monkeypatch.setattr(sk, "COMPILE_ON_CUDA", compiled)
+        logits.grad = None
+        out = sk.sinkhorn(logits, n_iter=7)
+        (out * weights).sum().backward()
+        results.append((out.detach(), logits.grad.clone()))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])

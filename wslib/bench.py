@@ -14,6 +14,7 @@ these ratios:
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import statistics
 import time
@@ -23,6 +24,9 @@ import torch.nn.functional as F
 
 from .models import CNN, GCNN, WSCNN
 from .nn import GroupConv2d, LearnedRepresentation, representation_losses
+
+# The module, not the function of the same name that wslib exports.
+sk = importlib.import_module("wslib.sinkhorn")
 
 
 def _sync(device: torch.device) -> None:
@@ -71,6 +75,10 @@ def layer_benchmarks(device: torch.device, min_time: float, batch=64, size=28, c
 
     times = _medians({"ws layer fwd+bwd": ws_train, "conv2d fwd+bwd (floor)": floor_train},
                      device, min_time)
+    if device.type == "cuda" and sk.COMPILE_ON_CUDA:  # what torch.compile of Sinkhorn buys
+        sk.COMPILE_ON_CUDA = False
+        times.update(_medians({"ws layer fwd+bwd (eager)": ws_train}, device, min_time))
+        sk.COMPILE_ON_CUDA = True
     layer.eval()
     times.update(_medians({"ws layer eval fwd (cached)": ws_eval, "conv2d eval fwd (floor)": floor_eval},
                           device, min_time))
@@ -120,6 +128,8 @@ def main(argv=None) -> None:
         ("train step WSCNN / GCNN", t["train step WSCNN-32"] / t["train step GCNN-32"], ""),
     ]
     print(f"{'ratio':<30} {'value':>10}   goal")
+    if "ws layer fwd+bwd (eager)" in t:
+        ratios.insert(1, ("  same, eager Sinkhorn", t["ws layer fwd+bwd (eager)"] / t["conv2d fwd+bwd (floor)"], ""))
     for label, value, goal in ratios:
         print(f"{label:<30} {value:10.3f}   {goal}")
 

@@ -182,14 +182,19 @@ class _WeightSharingConv(nn.Module):
         tensors = [t for t in self.parameters()] + [t for t in self.buffers()]
         return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
 
-    def _kernel(self) -> Tensor:
+    def _conv_weights(self) -> tuple[Tensor, Tensor | None]:
+        """The conv2d kernel and bias (C_out·|H|,): the bias is shared over the group axis."""
+        bias = None if self.bias is None else self.bias.repeat_interleave(self.group_size)
+        return self.expanded_kernel(), bias
+
+    def _cached_conv_weights(self) -> tuple[Tensor, Tensor | None]:
         # Inference (eval mode, no autograd) reuses the expanded kernel until a parameter changes
         # in place (optimiser step, load_state_dict) or moves; then it costs one plain conv2d.
         if self.training or torch.is_grad_enabled():
-            return self.expanded_kernel()
+            return self._conv_weights()
         key = self._cache_key()
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.expanded_kernel())
+            self._cache = (key, self._conv_weights())
         return self._cache[1]
 
     def train(self, mode: bool = True):
@@ -203,8 +208,8 @@ class _WeightSharingConv(nn.Module):
             raise ValueError(
                 f"kernel_size={k} (padding={p}) is too large for a {x.shape[-2]}×{x.shape[-1]} input"
             )
-        bias = None if self.bias is None else self.bias.repeat_interleave(self.group_size)
-        y = F.conv2d(x, self._kernel(), bias, padding=p)
+        weight, bias = self._cached_conv_weights()
+        y = F.conv2d(x, weight, bias, padding=p)
         return y.view(x.shape[0], self.out_channels, self.group_size, *y.shape[-2:])
 
     def extra_repr(self) -> str:

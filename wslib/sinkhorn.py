@@ -7,6 +7,9 @@ which never overflows, whatever the size of the logits.
 """
 from __future__ import annotations
 
+import os
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -17,6 +20,32 @@ __all__ = [
     "entropy_loss",
     "doubly_stochastic_error",
 ]
+
+
+# On a GPU the unrolled loop is ~80 tiny kernels whose cost is launch and autograd overhead,
+# not arithmetic; torch.compile fuses it. Set WSLIB_COMPILE=0 (or this flag) to stay eager.
+COMPILE_ON_CUDA = os.environ.get("WSLIB_COMPILE", "1") != "0"
+_compiled = None
+
+
+def _iterate(x: Tensor, n_iter: int) -> Tensor:
+    for _ in range(n_iter):
+        x = x - torch.logsumexp(x, dim=-1, keepdim=True)  # rows sum to 1
+        x = x - torch.logsumexp(x, dim=-2, keepdim=True)  # columns sum to 1
+    return x
+
+
+def _iterate_compiled(x: Tensor, n_iter: int) -> Tensor:
+    global _compiled, COMPILE_ON_CUDA
+    if _compiled is None:
+        # Not fullgraph: past torch's recompile limit (many shapes) it quietly runs eagerly.
+        _compiled = torch.compile(_iterate)
+    try:
+        return _compiled(x, n_iter)
+    except Exception as err:  # e.g. no Triton for this GPU: the eager loop is always correct
+        warnings.warn(f"torch.compile of Sinkhorn failed ({type(err).__name__}); using eager mode")
+        COMPILE_ON_CUDA = False
+        return _iterate(x, n_iter)
 
 
 def _check_square(x: Tensor, name: str) -> None:
@@ -42,6 +71,9 @@ def log_sinkhorn(
         check_finite: raise ``ValueError`` on NaN/inf logits. ``None`` (default) checks only on
             the CPU, where the check costs no device synchronisation.
 
+    On CUDA the loop runs through ``torch.compile`` (fused kernels, same arithmetic) unless the
+    environment variable ``WSLIB_COMPILE=0`` is set.
+
     Returns:
         (..., n, n) log of a doubly stochastic matrix. The last step normalises columns, so
         columns sum to 1 exactly (up to rounding) and rows to within the convergence error.
@@ -57,10 +89,9 @@ def log_sinkhorn(
         raise ValueError("Sinkhorn logits contain NaN or infinite values")
 
     x = logits / temperature if temperature != 1.0 else logits
-    for _ in range(n_iter):
-        x = x - torch.logsumexp(x, dim=-1, keepdim=True)  # rows sum to 1
-        x = x - torch.logsumexp(x, dim=-2, keepdim=True)  # columns sum to 1
-    return x
+    if x.is_cuda and COMPILE_ON_CUDA:
+        return _iterate_compiled(x, n_iter)
+    return _iterate(x, n_iter)
 
 
 def sinkhorn(
