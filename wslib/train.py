@@ -67,7 +67,13 @@ class TrainConfig:
         lambda_norm: weight of the normalisation regulariser (paper: 0.1).
         lambda_ent: weight of the entropy regulariser (paper: 0 or a tuned value, e.g. 0.01).
         temperature: ``(start, end)`` anneals the Sinkhorn temperature of every learned stack
-            geometrically from start to end over all steps; ``None`` leaves it alone.
+            geometrically from start to end over the hardening steps (see ``harden_from``);
+            ``None`` leaves it alone.
+        harden_from: the epoch at which hardening starts: before it the entropy weight is 0 and
+            the temperature stays at its start value; from it on, ``lambda_ent`` applies and the
+            temperature anneals. 0 (default) hardens from the first step. Training in two
+            phases -- first let the task pick the matrices, then make them hard -- is what
+            recovers exact permutations in chapter 4.
         seed: seeds shuffling, augmentation and dropout of every epoch (not the model's
             initialisation: call :func:`seed_everything` before building the model).
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when present.
@@ -85,6 +91,7 @@ class TrainConfig:
     lambda_norm: float = 0.1
     lambda_ent: float = 0.0
     temperature: tuple[float, float] | None = None
+    harden_from: int = 0
     seed: int = 0
     device: str | None = None
     checkpoint: str | None = None
@@ -102,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"learning rates must be > 0; got lr={self.lr}, rep_lr={self.rep_lr}")
         if self.lambda_norm < 0 or self.lambda_ent < 0 or self.weight_decay < 0:
             raise ValueError("lambda_norm, lambda_ent and weight_decay must be >= 0")
+        if self.harden_from < 0:
+            raise ValueError(f"harden_from must be >= 0; got {self.harden_from}")
         if self.temperature is not None:
             self.temperature = tuple(float(t) for t in self.temperature)
             if len(self.temperature) != 2 or min(self.temperature) <= 0:
@@ -345,6 +354,8 @@ def train(
 
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = max(steps_per_epoch * cfg.epochs, 1)
+    first_hard = steps_per_epoch * cfg.harden_from
+    hard_steps = max(total_steps - first_hard - 1, 1)
     bar = None
     if cfg.progress and start < cfg.epochs:
         from tqdm.auto import tqdm
@@ -361,16 +372,17 @@ def train(
         model.train()
         sums = torch.zeros(4, device=device)  # task loss·n, norm, ent, correct
         n_seen, n_steps, scored, tau = 0, 0, False, math.nan
+        lambda_ent = cfg.lambda_ent if epoch >= cfg.harden_from else 0.0
         for i, (x, y) in enumerate(loader):
             if cfg.temperature is not None:
                 t_start, t_end = cfg.temperature
-                frac = (epoch * steps_per_epoch + i) / max(total_steps - 1, 1)
-                tau = t_start * (t_end / t_start) ** min(frac, 1.0)
+                frac = (epoch * steps_per_epoch + i - first_hard) / hard_steps
+                tau = t_start * (t_end / t_start) ** min(max(frac, 0.0), 1.0)
                 set_temperature(model, tau)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             task, logits = objective(model, x, y)
             norm, ent = representation_losses(model)
-            loss = task + cfg.lambda_norm * norm + cfg.lambda_ent * ent
+            loss = task + cfg.lambda_norm * norm + lambda_ent * ent
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

