@@ -84,3 +84,33 @@ def test_equivariance_errors_of_models():
     assert rot.errors[0] < 1e-6 and rot.errors[1] < 1e-4 and rot.errors[2] > rot.errors[1]
     with pytest.raises(ValueError, match="output must be"):
         group_equivariance_error(gcnn, x, cyclic(4), output="both")
+
+
+def test_plots_of_learned_stacks_and_runs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wslib import viz
+    from wslib.train import History
+
+    fig = viz.plot_stack_vs_group(C8[1:3], C8[1:3], suptitle="s")
+    assert fig._suptitle.get_text() == "s" and all(im.get_clim() == (0.0, 1.0) for ax in fig.axes for im in ax.images)
+    with pytest.raises(ValueError, match="stacks"):
+        viz.plot_stack_vs_group(C8[1:3], C8[1:2])
+    fig = viz.plot_hardening([C8[:3], C8[3:6]], [0, 5])
+    assert fig.axes[0].get_ylabel() == "epoch 0" and fig.axes[3].get_ylabel() == "epoch 5"
+    with pytest.raises(ValueError, match="one epoch per snapshot"):
+        viz.plot_hardening([C8[:3]], [0, 1])
+    fig = viz.plot_coefficients(torch.eye(8)[:5], cyclic(8).element_names, columns=3)
+    assert len(fig.axes) == 6 and not fig.axes[5].axison  # 5 panels in a 2×3 grid, one blank
+    fig = viz.plot_kernel_stack(torch.randn(3, 4, 9), max_channels=2)
+    assert len([ax for ax in fig.axes if ax.images]) == 4 * 2
+    with pytest.raises(ValueError, match="not square"):
+        viz.plot_kernel_stack(torch.randn(3, 4, 8))
+    h = History(epoch=[1, 2], train_loss=[1.0, 0.5], test_loss=[1.1, 0.6], train_acc=[0.5, 0.9],
+                test_acc=[0.4, 0.8], norm=[0.1, 0.01], ent=[5.0, 1.0])
+    fig = viz.plot_history(h, title="run", regularisers=True)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "regularisers"]
+    plt.close("all")

@@ -132,6 +132,10 @@ def test_partial_generator_only_uses_its_subset():
     d = shifted_signals(length=8, n_samples=400, elements=range(4), noise=0.1)
     assert set(d.elements.tolist()) == {0, 1, 2, 3} and d.sampled == [0, 1, 2, 3]
     assert d.task == "invariant" and set(d.labels.tolist()) <= set(range(4))
+    eq = shifted_signals(length=8, n_samples=100, elements=[0, 2, 5], task="equivariant")
+    assert eq.num_classes == 4 * 3
+    pos = eq.labels % 3
+    assert torch.equal(torch.tensor([0, 2, 5])[pos], eq.elements)
     with pytest.raises(ValueError, match="subset of 0..7"):
         shifted_signals(length=8, elements=[8])
 

@@ -8,7 +8,7 @@ from wslib import profiles, reproduce
 
 def _tiny(profile="quick"):
     return dataclasses.replace(profiles.SETTINGS[profile], mnist_train_size=32, mnist_test_size=16,
-                               mnist_hidden=2, toy_samples=128, toy_epochs=4)
+                               mnist_hidden=2, toy_samples=128, toy_epochs=4, toy_restarts=2)
 
 
 def test_profiles_are_defined_in_one_place_and_paper_matches_the_paper(monkeypatch):
@@ -41,7 +41,8 @@ def test_toy_run_writes_provenance_stamped_json(tmp_path, monkeypatch):
     assert len(rec["coefficients"]) == 3 and len(rec["coefficients"][0]) == 8  # 3 learned, C8 basis
     assert all(abs(sum(row) - 1) < 1e-3 for row in rec["coefficients"])
     assert "--profile quick" in prov["command"]
-    assert (tmp_path / "ckpt").exists()
+    assert len(saved["metrics"]["restart_train_losses"]) == 2
+    assert sorted(p.name.split(".pt.")[1] for p in (tmp_path / "ckpt").iterdir()) == ["restart0", "restart1"]
 
 
 def test_mnist_run_uses_the_profile_and_records_the_source(tmp_path, monkeypatch):

@@ -548,7 +548,8 @@ class ToyData:
     Attributes:
         x: (N, d) signals, or (N, 1, k, k) images (d = k²).
         labels: (N,) int64. Invariant task: the template index c. Equivariant task: the pair
-            (c, g) as ``c·|G| + g``, so acting on x by h changes the label to (c, h·g).
+            (c, g) as ``c·|S| + i`` where g = ``sampled[i]`` (for the full group, i = g and
+            |S| = |G|), so acting on x by h changes the label to (c, h·g).
         templates: (C, d) the flattened templates x̂_c.
         template_index: (N,) c of each sample.
         elements: (N,) the group element g of each sample (an index into ``group``).
@@ -574,7 +575,7 @@ class ToyData:
     @property
     def num_classes(self) -> int:
         c = self.templates.shape[0]
-        return c if self.task == "invariant" else c * self.group.order
+        return c if self.task == "invariant" else c * len(self.sampled)
 
     def dataset(self) -> TensorDataset:
         """A TensorDataset of (x, label) pairs for :func:`wslib.train.train`."""
@@ -605,10 +606,13 @@ def _toy(templates: Tensor, group: FiniteGroup, rep: Tensor, n_samples: int,
     if not sampled or min(sampled) < 0 or max(sampled) >= group.order:
         raise ValueError(f"elements must be a non-empty subset of 0..{group.order - 1}; got {elements}")
     c = torch.randint(len(templates), (n_samples,), generator=gen)
-    g = torch.tensor(sampled)[torch.randint(len(sampled), (n_samples,), generator=gen)]
+    i = torch.randint(len(sampled), (n_samples,), generator=gen)
+    g = torch.tensor(sampled)[i]
     x = torch.einsum("nij,nj->ni", rep[g], templates[c])
     x = x + noise * torch.randn(x.shape, generator=gen)
-    labels = c if task == "invariant" else c * group.order + g
+    # Equivariant labels index the pair (template, position of g among the sampled elements),
+    # so that a stack with one matrix per sampled element can be matched to them.
+    labels = c if task == "invariant" else c * len(sampled) + i
     if image_side is not None:
         x = x.view(n_samples, 1, image_side, image_side)
     return ToyData(x, labels, templates, c, g, group, rep, sampled, task, noise)

@@ -42,9 +42,11 @@ class ProfileSettings:
             (paper: all, all, 200, 128).
         cifar_width: ResNet width w (paper 32).
         cifar_lr, cifar_rep_lr: kernel and representation learning rates (paper 1e-4, 1e-2).
-        toy_samples: training samples per toy dataset (chapter 4).
-        toy_epochs: epochs of each toy run.
+        toy_samples: training samples per toy dataset (chapter 4; a quarter as many more are
+            drawn for testing).
+        toy_epochs: epochs of each toy run (half finding the matrices, half hardening them).
         toy_ablation_epochs: epochs of each run of chapter 4's ablation grid.
+        toy_restarts: independent runs per toy problem; the lowest training loss is kept.
     """
 
     name: str
@@ -65,6 +67,7 @@ class ProfileSettings:
     toy_samples: int
     toy_epochs: int
     toy_ablation_epochs: int
+    toy_restarts: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,21 +81,21 @@ SETTINGS: dict[str, ProfileSettings] = {
         mnist_epochs=1, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=8,
         cifar_train_size=512, cifar_test_size=256, cifar_epochs=1, cifar_batch_size=64,
         cifar_width=8, cifar_lr=1e-3, cifar_rep_lr=1e-2,
-        toy_samples=512, toy_epochs=20, toy_ablation_epochs=10,
+        toy_samples=512, toy_epochs=30, toy_ablation_epochs=20, toy_restarts=3,
     ),
     "tutorial": ProfileSettings(
         name="tutorial", mnist_source="auto", mnist_train_size=10_000, mnist_test_size=1_000,
         mnist_epochs=5, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=16,
         cifar_train_size=5_000, cifar_test_size=1_000, cifar_epochs=5, cifar_batch_size=128,
         cifar_width=16, cifar_lr=1e-3, cifar_rep_lr=1e-2,
-        toy_samples=2048, toy_epochs=60, toy_ablation_epochs=30,
+        toy_samples=1024, toy_epochs=60, toy_ablation_epochs=40, toy_restarts=3,
     ),
     "paper": ProfileSettings(
         name="paper", mnist_source="torchvision", mnist_train_size=None, mnist_test_size=None,
         mnist_epochs=100, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=32,
         cifar_train_size=None, cifar_test_size=None, cifar_epochs=200, cifar_batch_size=128,
         cifar_width=32, cifar_lr=1e-4, cifar_rep_lr=1e-2,
-        toy_samples=8192, toy_epochs=200, toy_ablation_epochs=100,
+        toy_samples=4096, toy_epochs=100, toy_ablation_epochs=100, toy_restarts=5,
     ),
 }
 

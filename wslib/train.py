@@ -36,6 +36,7 @@ __all__ = [
     "TrainConfig",
     "History",
     "train",
+    "train_restarts",
     "evaluate",
     "seed_everything",
     "default_device",
@@ -131,7 +132,9 @@ class History:
         train_loss, test_loss: mean task loss (without regularisers) per sample.
         train_acc, test_acc: accuracy in [0, 1] (``nan`` when the objective gives no logits or
             there is no test set).
-        norm, ent: the regularisers' values, averaged over the epoch's steps.
+        norm: the normalisation regulariser, averaged over the epoch's steps.
+        ent: the entropy regulariser, averaged over the epoch's steps while it is trained
+            (``lambda_ent > 0``), otherwise its value at the end of the epoch.
         temperature: the Sinkhorn temperature at the end of the epoch (``nan`` if not annealed).
         seconds: wall time of the epoch (training and evaluation).
         snapshots: ``snapshots[0]`` is every learned stack before training, ``snapshots[e]``
@@ -216,6 +219,11 @@ def set_temperature(model: nn.Module, temperature: float) -> None:
     for m in model.modules():
         if isinstance(m, LearnedRepresentation):
             m.temperature = float(temperature)
+
+
+def _normalization_only(model: nn.Module) -> Tensor:
+    terms = [m.normalization_loss() for m in model.modules() if isinstance(m, LearnedRepresentation)]
+    return torch.stack(terms).sum() if terms else next(model.parameters()).new_zeros(())
 
 
 def classification_objective(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -381,15 +389,22 @@ def train(
                 set_temperature(model, tau)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             task, logits = objective(model, x, y)
-            norm, ent = representation_losses(model)
-            loss = task + cfg.lambda_norm * norm + lambda_ent * ent
+            if lambda_ent > 0:
+                norm, ent = representation_losses(model)
+                loss = task + cfg.lambda_norm * norm + lambda_ent * ent
+            else:
+                # Without an entropy term, skip the extra Sinkhorn pass that computing it costs;
+                # it is logged once at the end of the epoch instead.
+                norm, ent = _normalization_only(model), None
+                loss = task + cfg.lambda_norm * norm
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             with torch.no_grad():
                 sums[0] += task.detach() * len(y)
                 sums[1] += norm.detach()
-                sums[2] += ent.detach()
+                if ent is not None:
+                    sums[2] += ent.detach()
                 if logits is not None:
                     sums[3] += (logits.argmax(dim=-1) == y).sum()
                     scored = True
@@ -406,7 +421,11 @@ def train(
         history.test_loss.append(test_loss)
         history.test_acc.append(test_acc)
         history.norm.append(s[1] / n_steps)
-        history.ent.append(s[2] / n_steps)
+        if lambda_ent > 0:
+            history.ent.append(s[2] / n_steps)
+        else:
+            with torch.no_grad():
+                history.ent.append(float(representation_losses(model)[1]))
         history.temperature.append(tau)
         history.seconds.append(time.perf_counter() - t0)
         if cfg.snapshots:
@@ -423,6 +442,46 @@ def train(
     if bar is not None:
         bar.close()
     return history
+
+
+def train_restarts(
+    make_model: Callable[[int], nn.Module],
+    train_data,
+    test_data=None,
+    config: TrainConfig | dict | None = None,
+    objective: Objective = classification_objective,
+    restarts: int = 1,
+) -> tuple[nn.Module, History, list[float]]:
+    """Train ``restarts`` models from different seeds; keep the lowest final *training* loss.
+
+    Restarts guard against bad local minima (in chapter 4: two learned matrices settling on the
+    same group element). The choice uses the training loss only, never the test set.
+
+    Args:
+        make_model: ``seed -> model``; called after :func:`seed_everything(seed)`.
+        train_data, test_data, objective: as in :func:`train`.
+        config: as in :func:`train`; restart i uses seed ``config.seed + i`` (and, if a
+            checkpoint path is given, its own file ``<path>.restart<i>``).
+        restarts: how many runs (>= 1).
+
+    Returns:
+        ``(model, history, final_train_losses)``: the chosen run and every run's final loss.
+    """
+    if restarts < 1:
+        raise ValueError(f"restarts must be >= 1; got {restarts}")
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig(**(config or {}))
+    best: tuple[nn.Module, History] | None = None
+    losses: list[float] = []
+    for i in range(restarts):
+        run_cfg = TrainConfig(**{**cfg.as_dict(), "seed": cfg.seed + i,
+                                 "checkpoint": None if cfg.checkpoint is None else f"{cfg.checkpoint}.restart{i}"})
+        seed_everything(run_cfg.seed)
+        model = make_model(run_cfg.seed)
+        history = train(model, train_data, test_data, run_cfg, objective)
+        losses.append(history.train_loss[-1] if history.epoch else math.inf)
+        if best is None or losses[-1] < min(losses[:-1]):
+            best = (model, history)
+    return best[0], best[1], losses
 
 
 # --- the toy problems' single layer ----------------------------------------------------------

@@ -226,7 +226,8 @@ def plot_history(history, title: str | None = None, regularisers: bool = False):
 
 def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
                       row_names: Sequence[str] | None = None, threshold: float | None = 0.9,
-                      suptitle: str | None = None, highlight: Sequence[int] | None = None):
+                      suptitle: str | None = None, highlight: Sequence[int] | None = None,
+                      columns: int | None = None):
     """Bars of convex coefficients: one panel per learned matrix, one bar per group element.
 
     Args:
@@ -235,6 +236,7 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
         row_names: one panel title per learned matrix.
         threshold: draw a dashed line at this weight (``None``: no line).
         highlight: group elements to colour differently (e.g. the ones the data sampled).
+        columns: panels per row (default: up to 4).
 
     Returns:
         the matplotlib figure.
@@ -245,7 +247,7 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
     n, g = w.shape
     names = list(element_names) if element_names is not None else [str(i) for i in range(g)]
     rows = list(row_names) if row_names is not None else [f"$R_{{{i + 1}}}$" for i in range(n)]
-    cols = min(n, 4)
+    cols = min(n, columns if columns is not None else 4)
     nrows = -(-n // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(max(2.6, 0.33 * g + 1.2) * cols, 2.4 * nrows),
                              squeeze=False, sharey=True, layout="constrained")
