@@ -35,16 +35,25 @@ CONFIGS = [
     dict(name="hybrid, paper recipe (Θ lr 1e-2)"),
     dict(name="hybrid, Θ lr 0.1", rep_lr=0.1),
     dict(name="hybrid, Θ lr 0.1, seed 1", rep_lr=0.1, seed=1),
-    dict(name="hybrid, Θ lr 0.1, seed 2", rep_lr=0.1, seed=2),
     dict(name="hybrid, Θ lr 0.1, τ 1→0.05 from epoch 4", rep_lr=0.1, temperature=(1.0, 0.05), harden_from=4),
     dict(name="hybrid, Θ lr 0.1, entropy 0.01 from epoch 4", rep_lr=0.1, lambda_ent=0.01, harden_from=4),
-    dict(name="hybrid, Θ lr 0.03", rep_lr=0.03),
-    dict(name="hybrid, Θ lr 0.1, logits init ×0.1", rep_lr=0.1, init_scale=0.1),
-    dict(name="hybrid, Θ lr 0.1, batch 16", rep_lr=0.1, batch_size=16, epochs=6),
-    dict(name="hybrid, Θ lr 0.1, 16 channels", rep_lr=0.1, hidden=16, epochs=8),
-    dict(name="WSCNN (all learned), Θ lr 0.1", model="wscnn", rep_lr=0.1),
     dict(name="WSCNN (all learned), Θ lr 0.1, τ 1→0.05 from epoch 4", model="wscnn", rep_lr=0.1,
          temperature=(1.0, 0.05), harden_from=4),
+    dict(name="hybrid, Θ lr 0.1, batch 16", rep_lr=0.1, batch_size=16, epochs=6),
+    dict(name="hybrid, Θ lr 0.1, seed 1, τ 1→0.05 from epoch 4", rep_lr=0.1, seed=1,
+         temperature=(1.0, 0.05), harden_from=4),
+    dict(name="WSCNN (all learned), Θ lr 0.1", model="wscnn", rep_lr=0.1),
+    dict(name="hybrid, Θ lr 0.1, seed 2", rep_lr=0.1, seed=2),
+    dict(name="hybrid, Θ lr 0.03", rep_lr=0.03),
+    dict(name="hybrid, Θ lr 0.1, logits init ×0.1", rep_lr=0.1, init_scale=0.1),
+    dict(name="hybrid, Θ lr 0.1, 16 channels", rep_lr=0.1, hidden=16, epochs=8),
+    # Long runs (a second process writes them to c4_investigation_long.json): past the plateau.
+    dict(name="hybrid, Θ lr 0.1, 60 epochs", rep_lr=0.1, epochs=60),
+    dict(name="hybrid, Θ lr 0.1, 60 epochs, τ 1→0.05 from epoch 40", rep_lr=0.1, epochs=60,
+         temperature=(1.0, 0.05), harden_from=40),
+    dict(name="hybrid, Θ lr 0.03, 60 epochs, τ 1→0.05 from epoch 45", rep_lr=0.03, epochs=60,
+         temperature=(1.0, 0.05), harden_from=45),
+    dict(name="hybrid, Θ lr 0.1, logits init ×0.1, 45 epochs", rep_lr=0.1, init_scale=0.1, epochs=45),
 ]
 
 
@@ -109,7 +118,7 @@ def main() -> None:
         print(f"== {cfg['name']}", flush=True)
         res = run(cfg, data)
         model = res.pop("_model")
-        ck = ROOT / "experiments/runs" / (str(len(doc["runs"])) + ".pt")
+        ck = ROOT / "experiments/runs" / f"{out.stem}_{len(doc['runs'])}.pt"
         ck.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), ck)
         res["state_dict_file"] = str(ck.relative_to(ROOT))
