@@ -61,4 +61,6 @@ def test_cli_errors_and_listing(capsys, tmp_path):
     assert "unknown experiment" in capsys.readouterr().err
     assert reproduce.main(["toy-c4", "--model", "cnn", "--results-dir", str(tmp_path)]) == 2
     assert "compares wscnn" in capsys.readouterr().err
+    assert reproduce.main(["rotated-mnist", "--task", "equivariant", "--results-dir", str(tmp_path)]) == 2
+    assert "toy problems only" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -181,6 +181,7 @@ def run_experiment(
     device: str | None = None,
     checkpoint_dir: str | Path | None = "runs/checkpoints",
     progress: bool = True,
+    task: str = "invariant",
 ) -> dict[str, Any]:
     """Train one model on one experiment at the scale of ``profile``; return the result record.
 
@@ -193,6 +194,7 @@ def run_experiment(
         theta: maximum angle of ``partial-rotated-mnist``.
         device: default CUDA when present.
         checkpoint_dir: where to checkpoint (``None``: no checkpoints).
+        task: labels of the toy problems, ``"invariant"`` or ``"equivariant"``.
 
     Returns:
         a JSON-serialisable dict: ``metrics``, ``provenance``, ``config``, ``history``.
@@ -205,8 +207,13 @@ def run_experiment(
     profile = current_profile() if profile is None else profile
     s = settings(profile)
     dev = torch.device(device) if device is not None else default_device()
+    if task not in ("invariant", "equivariant"):
+        raise ValueError(f"task must be 'invariant' or 'equivariant'; got {task!r}")
+    if task != "invariant" and exp.kind != "toy":
+        raise ValueError(f"--task applies to the toy problems only, not {experiment}")
     variant = model + (f"-ent{lambda_ent:g}" if lambda_ent else "") + \
-        (f"-theta{theta:g}" if experiment == "partial-rotated-mnist" else "")
+        (f"-theta{theta:g}" if experiment == "partial-rotated-mnist" else "") + \
+        ("-equivariant" if task == "equivariant" else "")
     ckpt = (Path(checkpoint_dir) / f"{experiment}_{variant}_{profile}_seed{seed}.pt"
             if checkpoint_dir is not None else None)
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
@@ -234,7 +241,7 @@ def run_experiment(
                           rep_lr=s.cifar_rep_lr, lambda_ent=lambda_ent, seed=seed)
         dataset = {"name": "CIFAR-10", "source": source, "train_size": len(tr), "test_size": len(te)}
     else:
-        tr, te, recipe = toy_recipe(experiment, profile, seed=seed)
+        tr, te, recipe = toy_recipe(experiment, profile, task=task, seed=seed)
         if lambda_ent:
             recipe["lambda_ent"] = lambda_ent
         cfg = TrainConfig(**recipe)
@@ -306,7 +313,7 @@ def run_experiment(
             "wall_time_s": round(wall, 2),
             "train_seconds_per_epoch": [round(x, 3) for x in history.seconds],
             "command": "python -m wslib.reproduce " + " ".join(_cli_args(experiment, model, profile, seed,
-                                                                             lambda_ent, theta)),
+                                                                             lambda_ent, theta, task)),
         },
         "config": {k: v for k, v in cfg.as_dict().items() if k not in ("progress", "checkpoint")},
         "history": {k: v for k, v in history.as_dict().items() if k != "snapshots"},
@@ -315,8 +322,10 @@ def run_experiment(
 
 
 def _cli_args(experiment: str, model: str, profile: str, seed: int, lambda_ent: float,
-              theta: float) -> list[str]:
+              theta: float, task: str) -> list[str]:
     args = [experiment, "--model", model, "--profile", profile, "--seed", str(seed)]
+    if task != "invariant":
+        args += ["--task", task]
     if lambda_ent:
         args += ["--lambda-ent", f"{lambda_ent:g}"]
     if experiment == "partial-rotated-mnist":
@@ -362,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lambda-ent", type=float, default=0.0, help="entropy regulariser weight")
     parser.add_argument("--theta", type=float, default=90.0, help="max angle of partial-rotated-mnist")
+    parser.add_argument("--task", choices=("invariant", "equivariant"), default="invariant",
+                        help="labels of the toy problems")
     parser.add_argument("--device", default=None, help="default: cuda when present, else cpu")
     parser.add_argument("--results-dir", default=str(REPO_ROOT / "results"))
     parser.add_argument("--checkpoint-dir", default=str(REPO_ROOT / "runs" / "checkpoints"))
@@ -374,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result = run_experiment(args.experiment, args.model, args.profile, args.seed, args.lambda_ent,
-                                args.theta, args.device, args.checkpoint_dir, not args.no_progress)
+                                args.theta, args.device, args.checkpoint_dir, not args.no_progress,
+                                args.task)
     except ValueError as err:  # bad arguments or a missing dataset: say so, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
