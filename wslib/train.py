@@ -1,7 +1,7 @@
 """A plain-PyTorch training loop for weight-sharing networks, with exact resumption.
 
 :func:`train` runs AdamW on ``task loss + λ_norm·Σ norm + λ_ent·Σ ent`` (the paper's regularisers
-over every :class:`~wslib.nn.LearnedRepresentation`, PAPER.md §5), with its own learning rate for
+over every :class:`~wslib.nn.LearnedRepresentation`), with its own learning rate for
 the representation logits, and returns a :class:`History`: per-epoch losses and accuracies plus
 snapshots of every learned stack, which the book plots.
 
