@@ -9,9 +9,18 @@ Modules, one idea each:
     nn           -- lifting / group convolutions driven by a (fixed or learned) representation
     models       -- the paper's MNIST and CIFAR-10 models (CNN, GCNN, WSCNN)
     equivariance -- one checker for equivariance, used by the tests and the book
+    birkhoff     -- Birkhoff-von Neumann decomposition of doubly stochastic matrices
+    data         -- (rotated, scaled) MNIST, CIFAR-10, toy data with a known group
+    train        -- a plain, resumable training loop with the paper's regularisers
+    analysis     -- how close learned stacks are to a group (convex coefficients, closure)
+    viz          -- the book's figures, one colour map for matrices
     profiles     -- the quick / tutorial / paper execution profiles
+    reproduce    -- `python -m wslib.reproduce`: the paper's experiments as provenance-stamped JSON
+    bench        -- `python -m wslib.bench`: what learned weight sharing costs over a conv2d
+
+Note that ``wslib.sinkhorn`` is the function; the module is ``importlib.import_module("wslib.sinkhorn")``.
 """
-from . import equivariance, groups, models, nn, profiles
+from . import analysis, birkhoff, data, equivariance, groups, models, nn, profiles, train, viz
 from .equivariance import assert_equivariant, equivariance_error
 from .groups import cyclic, dihedral, interpolated_rotation_matrix, rotation_stack, shift_twist_stack
 from .models import CNN, GCNN, WSCNN
