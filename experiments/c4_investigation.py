@@ -55,6 +55,7 @@ CONFIGS = [
          temperature=(1.0, 0.05), harden_from=45),
     dict(name="hybrid, Θ lr 0.1, logits init ×0.1, 45 epochs", rep_lr=0.1, init_scale=0.1, epochs=45),
     dict(name="hybrid, Θ lr 0.03, logits init ×0.1, 60 epochs", rep_lr=0.03, init_scale=0.1, epochs=60),
+    dict(name="hybrid, Θ lr 0.03, logits init ×0.1, 100 epochs", rep_lr=0.03, init_scale=0.1, epochs=100),
 ]
 
 
