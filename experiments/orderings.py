@@ -1,6 +1,6 @@
 """Who wins where? CNN, C4 G-CNN and WSCNN on rotated, partially rotated and scaled digits.
 
-The paper's claims (PAPER.md §7) at an affordable scale: the offline 4,000 / 1,000 MNIST digits,
+The paper's claims (van der Linden et al., NeurIPS 2024) at an affordable scale: the offline 4,000 / 1,000 MNIST digits,
 the paper's five-block models at a reduced width, a few epochs, one seed, CPU. Each run records
 its test accuracy per epoch and, for the WSCNN, how close its lifting stack is to C4; the JSON
 is rewritten after every run, so an interrupted job keeps what it finished.
