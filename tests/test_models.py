@@ -76,3 +76,57 @@ def test_representation_losses_cover_every_learned_stack():
     assert norm0 == 0 and ent0 == 0
     (norm + ent).backward()
     assert all(c.representation.logits.grad is not None for c in model.convs)
+
+
+def _rot90_reference_gcnn(model: GCNN, x: torch.Tensor) -> torch.Tensor:
+    """The C4 G-CNN written directly with torch.rot90 and roll, not with permutation matrices.
+
+    Lifting: out[:, o, r] = conv(x, rot90(θ_o, r)). Group conv: out[:, o, r] = Σ_i Σ_h
+    conv(f[:, i, h], rot90(θ_{o, i, h − r}, r)) -- the filter rotated and its group axis shifted.
+    """
+    F = torch.nn.functional
+    k = model.convs[0].kernel_size
+    conv = model.convs[0]
+    theta = conv.weight.view(conv.out_channels, conv.in_channels, k, k)
+    f = torch.stack([F.conv2d(x, torch.rot90(theta, r, dims=(-2, -1)), conv.bias) for r in range(4)], 2)
+    f = F.relu(model.norms[0](f))
+    for conv, norm in zip(model.convs[1:], model.norms[1:]):
+        b, c, g, h, w = f.shape
+        theta = conv.weight.view(conv.out_channels, c, g, k, k)
+        out = [F.conv2d(f.reshape(b, c * g, h, w),
+                        torch.rot90(theta.roll(r, dims=2), r, dims=(-2, -1)).reshape(-1, c * g, k, k),
+                        conv.bias) for r in range(4)]
+        f = F.relu(norm(torch.stack(out, 2)))
+    return model.head(f.mean(dim=(-3, -2, -1)))
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_gcnn_equals_a_rot90_reference_implementation(norm):
+    torch.manual_seed(0)
+    model = GCNN(hidden=3, norm=norm).double().eval()
+    x = torch.randn(2, 1, 28, 28, dtype=torch.float64)
+    torch.testing.assert_close(model(x), _rot90_reference_gcnn(model, x), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [CNN, GCNN, WSCNN])
+def test_batch_norm_adds_no_parameters(make):
+    assert count_parameters(make(norm="batch")) == count_parameters(make())
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gcnn_is_invariant_in_training_and_eval_mode(training):
+    # Batch statistics over (batch, group, space) are themselves invariant to a quarter turn of
+    # every image in the batch, so even the training-mode forward pass is exactly invariant.
+    torch.manual_seed(0)
+    model = GCNN(hidden=4, norm="batch").double()
+    with torch.no_grad():  # move the running statistics away from their initial (0, 1)
+        for _ in range(3):
+            model(torch.randn(8, 1, 28, 28, dtype=torch.float64))
+    model.train(training)
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    assert_equivariant(model, x, image_action(cyclic(4)), invariant_action, range(4))
+
+
+def test_unknown_norm_is_refused():
+    with pytest.raises(ValueError, match="norm must be one of"):
+        GCNN(hidden=4, norm="instance")

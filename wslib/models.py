@@ -16,7 +16,11 @@ from torch import Tensor, nn
 from .groups import rotation_stack, shift_twist_stack
 from .nn import FixedRepresentation, GroupConv2d, LearnedRepresentation, LiftingConv2d
 
-__all__ = ["CNN", "GCNN", "WSCNN", "CIFARResNet", "cifar_cnn", "cifar_gcnn", "cifar_wscnn"]
+__all__ = [
+    "CNN", "GCNN", "WSCNN", "GroupNet", "LayerNorm",
+    "exact_representations", "learned_representations", "hybrid_representations",
+    "CIFARResNet", "cifar_cnn", "cifar_gcnn", "cifar_wscnn",
+]
 
 # A factory returning the representation module of one layer: (kind, kernel_size) → module,
 # kind being "lifting" or "group".
@@ -43,36 +47,71 @@ def learned_representations(group_size: int = 4, n_iter: int = 20, **kwargs) -> 
     return make
 
 
-def _layer_norm(x: Tensor) -> Tensor:
-    """Parameter-free layer norm over all but the batch axis ("instance norm" in the paper)."""
-    return F.layer_norm(x, x.shape[1:])
+def hybrid_representations(group_size: int = 4, n_iter: int = 20, **kwargs) -> RepresentationFactory:
+    """A learned Sinkhorn stack in the lifting layer, the exact C_group_size shift-twist in every
+    group layer. Not the paper's model: a teaching step between a G-CNN and a WSCNN, which asks
+    only whether the lifting stack finds the rotations when the rest of the network is exact."""
+
+    def make(kind: str, kernel_size: int) -> nn.Module:
+        if kind == "lifting":
+            return LearnedRepresentation(group_size, kernel_size**2, n_iter=n_iter, **kwargs)
+        return FixedRepresentation(shift_twist_stack(kernel_size, group_size))
+
+    return make
+
+
+class LayerNorm(nn.Module):
+    """Parameter-free layer norm over all but the batch axis: the paper's choice (its "instance
+    norm"). One mean and variance per sample, over (C, H, W) or (C, |H|, H, W)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, x.shape[1:])
+
+
+NORMS = ("layer", "batch")
+
+
+def _block_norm(kind: str, channels: int, grouped: bool) -> nn.Module:
+    """The normalisation after each MNIST conv, parameter-free either way (the paper's counts).
+
+    ``"layer"``: :class:`LayerNorm`, the paper's. ``"batch"``: batch norm per channel, statistics
+    over (batch, group, space), running averages at eval time. Both act identically on every
+    group element and pixel, so G-CNN features stay equivariant.
+    """
+    if kind == "layer":
+        return LayerNorm()
+    if kind == "batch":
+        return (nn.BatchNorm3d if grouped else nn.BatchNorm2d)(channels, affine=False)
+    raise ValueError(f"norm must be one of {NORMS}; got {kind!r}")
 
 
 # --- MNIST: five conv blocks, no padding, 28 → 24 → 20 → 16 → 12 → 8 -------------------------
 
 
 class CNN(nn.Module):
-    """The paper's plain CNN for 28×28 digits: 5 × (conv k=5 → layer norm → ReLU), pool, linear.
+    """The paper's plain CNN for 28×28 digits: 5 × (conv k=5 → norm → ReLU), pool, linear.
 
     (B, in_channels, 28, 28) → (B, num_classes) logits. With the defaults (64 channels) it has
-    412,170 parameters, as in the paper.
+    412,170 parameters, as in the paper. ``norm`` is ``"layer"`` (the paper's) or ``"batch"``
+    (see :func:`_block_norm`; neither adds parameters).
     """
 
     def __init__(self, hidden: int = 64, in_channels: int = 1, num_classes: int = 10,
-                 kernel_size: int = 5, num_blocks: int = 5):
+                 kernel_size: int = 5, num_blocks: int = 5, norm: str = "layer"):
         super().__init__()
         widths = [in_channels] + [hidden] * num_blocks
         self.convs = nn.ModuleList(nn.Conv2d(a, b, kernel_size) for a, b in zip(widths, widths[1:]))
+        self.norms = nn.ModuleList(_block_norm(norm, hidden, grouped=False) for _ in self.convs)
         self.head = nn.Linear(hidden, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        for conv in self.convs:
-            x = F.relu(_layer_norm(conv(x)))
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.relu(norm(conv(x)))
         return self.head(x.mean(dim=(-2, -1)))
 
 
 class GroupNet(nn.Module):
-    """A lifting layer and ``num_blocks − 1`` group convs, each → layer norm → ReLU; then
+    """A lifting layer and ``num_blocks − 1`` group convs, each → norm → ReLU; then
     global average pooling over (group, height, width) and a linear classifier.
 
     Pooling over the group makes the logits invariant to whatever the stacks encode.
@@ -81,23 +120,25 @@ class GroupNet(nn.Module):
     Args:
         representations: a factory giving each layer its own stack (stacks are never shared
             between layers), e.g. :func:`exact_representations` or :func:`learned_representations`.
+        norm: ``"layer"`` (the paper's) or ``"batch"``; see :func:`_block_norm`.
     """
 
     def __init__(self, representations: RepresentationFactory, hidden: int = 32,
                  in_channels: int = 1, num_classes: int = 10, kernel_size: int = 5,
-                 num_blocks: int = 5):
+                 num_blocks: int = 5, norm: str = "layer"):
         super().__init__()
         k = kernel_size
         layers = [LiftingConv2d(in_channels, hidden, k, representations("lifting", k))]
         layers += [GroupConv2d(hidden, hidden, k, representations("group", k))
                    for _ in range(num_blocks - 1)]
         self.convs = nn.ModuleList(layers)
+        self.norms = nn.ModuleList(_block_norm(norm, hidden, grouped=True) for _ in layers)
         self.head = nn.Linear(hidden, num_classes)
 
     def features(self, x: Tensor) -> Tensor:
         """(B, C_in, H, W) → (B, hidden, |H|, H', W'): the last group feature map."""
-        for conv in self.convs:
-            x = F.relu(_layer_norm(conv(x)))
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.relu(norm(conv(x)))
         return x
 
     def forward(self, x: Tensor) -> Tensor:
@@ -127,10 +168,10 @@ class WSCNN(GroupNet):
 
     def __init__(self, hidden: int = 32, group_size: int = 4, n_iter: int = 20,
                  in_channels: int = 1, num_classes: int = 10, kernel_size: int = 5,
-                 num_blocks: int = 5, **rep_kwargs):
+                 num_blocks: int = 5, norm: str = "layer", **rep_kwargs):
         super().__init__(learned_representations(group_size, n_iter, **rep_kwargs),
                          hidden=hidden, in_channels=in_channels, num_classes=num_classes,
-                         kernel_size=kernel_size, num_blocks=num_blocks)
+                         kernel_size=kernel_size, num_blocks=num_blocks, norm=norm)
 
 
 # --- CIFAR-10: a small ResNet with k = 7 "same" convolutions ----------------------------------

@@ -157,10 +157,10 @@ def _device_name(device: torch.device) -> str:
 
 def _mnist_model(model: str, s: ProfileSettings) -> torch.nn.Module:
     if model == "cnn":
-        return CNN(hidden=2 * s.mnist_hidden)
+        return CNN(hidden=2 * s.mnist_hidden, norm=s.mnist_norm)
     if model == "gcnn":
-        return GCNN(hidden=s.mnist_hidden)
-    return WSCNN(hidden=s.mnist_hidden)
+        return GCNN(hidden=s.mnist_hidden, norm=s.mnist_norm)
+    return WSCNN(hidden=s.mnist_hidden, norm=s.mnist_norm)
 
 
 def _cifar_model(model: str, s: ProfileSettings) -> torch.nn.Module:
@@ -309,6 +309,7 @@ def run_experiment(
             "dataset": dataset,
             "epochs": cfg.epochs,
             "seed": seed,
+            "profile_settings": s.as_dict(),
             "started_utc": started.isoformat(timespec="seconds"),
             "wall_time_s": round(wall, 2),
             "train_seconds_per_epoch": [round(x, 3) for x in history.seconds],
