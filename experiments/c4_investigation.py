@@ -63,6 +63,8 @@ CONFIGS = [
     dict(name="hybrid, batch norm, Θ lr 0.1", norm="batch", rep_lr=0.1),
     dict(name="WSCNN (all learned), batch norm, paper recipe", model="wscnn", norm="batch"),
     dict(name="WSCNN (all learned), batch norm, Θ lr 0.1", model="wscnn", norm="batch", rep_lr=0.1),
+    dict(name="hybrid, batch norm, Θ lr 0.1, seed 1", norm="batch", rep_lr=0.1, seed=1),
+    dict(name="hybrid, batch norm, Θ lr 0.1, 50 epochs", norm="batch", rep_lr=0.1, epochs=50),
 ]
 
 

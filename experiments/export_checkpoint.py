@@ -37,13 +37,14 @@ def main() -> None:
     tmp.replace(out)
     meta = {"model": "hybrid GroupNet (learned lifting stack, exact C4 shift-twist group layers) -- "
                      "not the paper's WSCNN",
-            "config": cfg, "hidden": cfg["hidden"], "blocks": cfg["blocks"], "epochs": cfg["epochs"],
+            "config": cfg, "hidden": cfg["hidden"], "blocks": cfg["blocks"],
+            "norm": cfg.get("norm", "layer"), "epochs": cfg["epochs"],
             "seed": cfg["seed"], "steps": best["steps"], "data": best["data"],
             "test_acc": best["test_acc"], "final": best["final"], "goal_reached": best["goal_reached"],
             "wall_s": best["wall_s"], "device": prov["device"], "command": prov["command"],
             "git_commit": prov["git_commit"], "recorded_utc": prov["utc"],
             "results_file": str(src.relative_to(ROOT)),
-            "load": "GroupNet(hybrid_representations(), hidden, num_blocks=blocks).load_state_dict("
+            "load": "GroupNet(hybrid_representations(), hidden, num_blocks=blocks, norm=norm).load_state_dict("
                     "torch.load(path, weights_only=True))"}
     write_json(meta, out.with_suffix(".json"))
     print(f"exported {cfg['name']!r}: {best['final']['element']} {best['final']['weight']}")

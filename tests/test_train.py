@@ -11,6 +11,7 @@ from wslib.train import (
     SharedKernelLayer,
     TrainConfig,
     load_checkpoint,
+    recalibrate_batch_norm,
     reconstruction_objective,
     save_checkpoint,
     seed_everything,
@@ -113,11 +114,34 @@ def test_separate_learning_rate_for_representation_logits():
     assert (model.lift.representation.logits - before).abs().max() > 1e-2
 
 
+def test_batch_norm_recalibration_uses_the_current_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    x = 3.0 + 2.0 * torch.randn(64, 1, 6, 6)
+    data = (x, torch.zeros(64, dtype=torch.long))
+    model(x)  # materialise the lazy layer; the running averages now mix initial and batch values
+    model.eval()
+    bn = model[1]
+    assert recalibrate_batch_norm(model, data, batches=1, batch_size=64) == 1
+    assert not model.training and bn.momentum == 0.1  # mode and momentum restored
+    with torch.no_grad():
+        h = model[0](x)
+    # One batch of the whole data: the running statistics are exactly its statistics.
+    torch.testing.assert_close(bn.running_mean, h.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(bn.running_var, h.var(dim=(0, 2, 3)))  # PyTorch stores the unbiased one
+    # With several batches they are equal-weight averages, not an exponential moving average.
+    recalibrate_batch_norm(model, data, batches=4, batch_size=16)
+    assert int(bn.num_batches_tracked) == 4
+    assert recalibrate_batch_norm(TinyWS(), data, batches=4) == 0  # nothing to do without batch norm
+
+
 def test_bad_config_and_data_raise():
     with pytest.raises(ValueError, match="learning rates"):
         TrainConfig(lr=0)
     with pytest.raises(ValueError, match="temperature"):
         TrainConfig(temperature=(1.0, 0.0))
+    with pytest.raises(ValueError, match="bn_recalibration"):
+        TrainConfig(bn_recalibration=-1)
     with pytest.raises(ValueError, match="must be a torch Dataset"):
         train(TinyWS(), [1, 2, 3], None, {"epochs": 1, "progress": False})
 
