@@ -75,6 +75,10 @@ CONFIGS = [
          model="wscnn", norm="batch", rep_lr=0.1, group_init="shift-twist"),
     dict(name="WSCNN, batch norm, Θ lr 0.1, group stacks initialised at the shift-twist, 100 epochs",
          model="wscnn", norm="batch", rep_lr=0.1, group_init="shift-twist", epochs=100),
+    dict(name="WSCNN, batch norm, Θ lr 0.1, group stacks initialised at the shift-twist, 100 epochs, seed 1",
+         model="wscnn", norm="batch", rep_lr=0.1, group_init="shift-twist", epochs=100, seed=1),
+    dict(name="WSCNN (all learned), batch norm, Θ lr 0.1, 100 epochs", model="wscnn", norm="batch",
+         rep_lr=0.1, epochs=100),
 ]
 
 
