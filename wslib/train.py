@@ -76,9 +76,10 @@ class TrainConfig:
             temperature anneals. 0 (default) hardens from the first step. Training in two
             phases -- first let the task pick the matrices, then make them hard -- is what
             recovers exact permutations in chapter 4.
-        bn_recalibration: before each evaluation, recompute every batch norm's running mean and
-            variance as an equal-weight average over this many training batches (train mode,
-            no gradients); 0 keeps PyTorch's running averages. Those lag a network whose weights
+        bn_recalibration: at the end of every epoch (before evaluating and checkpointing),
+            recompute every batch norm's running mean and variance as an equal-weight average
+            over this many training batches (train mode, no gradients); 0 keeps PyTorch's
+            running averages. Those lag a network whose weights
             move fast (AdamW at lr 1e-2): chapter 5 measured a WSCNN at 33 % test accuracy with
             them and 67 % after recalibration. Models without batch norm are not affected.
         seed: seeds shuffling, augmentation and dropout of every epoch (not the model's
