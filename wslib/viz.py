@@ -3,6 +3,11 @@
 Every matrix in the book -- permutations, doubly stochastic matrices, learned stacks -- is drawn
 with :data:`MATRIX_CMAP` on the range [0, 1] unless a function says otherwise, so that a reader
 can compare any two figures. Kernels (signed weights) use :data:`KERNEL_CMAP`, centred on zero.
+
+Importing this module applies the book's figure style (:func:`use_book_style`): figures are
+drawn at :data:`DPI` and text is large enough to stay legible (at least 9 pt) once a figure of
+at most :data:`PAGE_WIDTH_IN` inches is shrunk to the page's 688 px column; see
+:func:`smallest_font_on_page`.
 """
 from __future__ import annotations
 
@@ -12,9 +17,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .sinkhorn import doubly_stochastic_error, sinkhorn
+
 __all__ = [
     "MATRIX_CMAP",
     "KERNEL_CMAP",
+    "DPI",
+    "PAGE_WIDTH_IN",
+    "use_book_style",
+    "smallest_font_on_page",
+    "tex",
+    "draw_element",
+    "draw_cayley_table",
+    "draw_sinkhorn",
     "plot_matrix",
     "plot_stack",
     "plot_kernels",
@@ -27,6 +42,50 @@ __all__ = [
 
 MATRIX_CMAP = "viridis"
 KERNEL_CMAP = "RdBu_r"
+DPI = 150  # crisp when the page shrinks a figure to its column
+PAGE_WIDTH_IN = 7.6  # the widest figure whose 10-pt tick labels stay >= 9 pt on the page
+PAGE_PX = 688  # width of the book's text column in CSS pixels (96 per inch)
+
+_BOOK_STYLE = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 12,
+    "figure.labelsize": 11,
+}
+
+
+def use_book_style() -> None:
+    """Set matplotlib's defaults to the book's style (dpi and font sizes); idempotent."""
+    plt.rcParams.update(_BOOK_STYLE)
+
+
+def smallest_font_on_page(fig, page_px: int = PAGE_PX) -> float:
+    """The size, in points as a reader sees them, of the smallest visible text in ``fig``.
+
+    The page shows a figure's PNG at its natural size (one image pixel per CSS pixel, 96 per
+    inch) unless it is wider than the ``page_px`` column, when it is shrunk to fit. A font of
+    ``s`` points in a figure ``W`` inches wide drawn at ``dpi`` therefore appears at
+    ``s * min(dpi, page_px / W) / 96`` points. Empty strings and invisible artists are ignored.
+    """
+    scale = min(fig.dpi, page_px / fig.get_figwidth()) / 96.0
+    sizes = [t.get_fontsize() for t in fig.findobj(plt.Text)
+             if t.get_visible() and t.get_text().strip()]
+    return min(sizes) * scale if sizes else float("inf")
+
+
+use_book_style()
+
+
+def _page_size(width: float, height: float) -> tuple[float, float]:
+    """(width, height) in inches, scaled down together so the width fits the page."""
+    scale = min(1.0, PAGE_WIDTH_IN / width)
+    return width * scale, height * scale
 
 
 def _numpy(x) -> np.ndarray:
@@ -79,8 +138,8 @@ def plot_stack(stack, titles: Sequence[str] | None = None, suptitle: str | None 
     n = s.shape[0]
     titles = titles if titles is not None else [f"$R_{{{i + 1}}}$" for i in range(n)]
     if axes is None:
-        fig, axes = plt.subplots(1, n, figsize=(panel_size * n + 0.8, panel_size + 0.6),
-                                 squeeze=False, layout="constrained")
+        size = _page_size(panel_size * n + 0.8, panel_size + 0.9)
+        fig, axes = plt.subplots(1, n, figsize=size, squeeze=False, layout="constrained")
         axes = axes[0]
     fig = axes[0].figure
     for ax, mat, title in zip(axes, s, titles):
@@ -106,8 +165,8 @@ def plot_kernels(kernels, row_titles: Sequence[str] | None = None,
     k = _numpy(kernels)
     rows, cols = k.shape[:2]
     lim = float(np.abs(k).max()) or 1.0
-    fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols + 1.0, panel_size * rows + 0.5),
-                             squeeze=False, layout="constrained")
+    size = _page_size(panel_size * cols + 1.0, panel_size * rows + 0.5)
+    fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained")
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -115,13 +174,103 @@ def plot_kernels(kernels, row_titles: Sequence[str] | None = None,
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0 and col_titles is not None:
-                ax.set_title(col_titles[c], fontsize=9)
+                ax.set_title(col_titles[c], fontsize=10)
             if c == 0 and row_titles is not None:
-                ax.set_ylabel(row_titles[r], fontsize=9)
+                ax.set_ylabel(row_titles[r], fontsize=10)
     fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+# --- groups and Sinkhorn, as chapters 1 and 2 draw them ------------------------------------------
+
+
+def tex(name: str) -> str:
+    """An element name such as ``'r³s'`` as matplotlib mathtext, ``'r^{3}s'``."""
+    return name.replace("²", "^{2}").replace("³", "^{3}")
+
+
+def draw_cayley_table(ax, group) -> None:
+    """Draw a finite group's Cayley table on ``ax``: cell (g, h) coloured and labelled with gh.
+
+    Args:
+        ax: a matplotlib axis.
+        group: a :class:`wslib.groups.FiniteGroup` (its ``table`` is (|G|, |G|) indices, 0 = e).
+    """
+    n = group.order
+    table = group.table.numpy()
+    ax.imshow(table, cmap=MATRIX_CMAP, vmin=0, vmax=n - 1)
+    for g in range(n):
+        for h in range(n):
+            gh = int(table[g, h])
+            ax.text(h, g, f"${tex(group.element_names[gh])}$", ha="center", va="center",
+                    color="white" if gh < n / 2 else "black")
+    labels = [f"${tex(name)}$" for name in group.element_names]
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("right factor $h$ (applied first)")
+    ax.set_ylabel("left factor $g$")
+    ax.set_title(f"${group.name[0]}_{group.name[1:]}$: entry $(g, h)$ is $gh$")
+
+
+def draw_element(axes, group, g: int, kernel) -> None:
+    """Three panels for one group element acting on a kernel: w, the matrix R_g, and R_g w.
+
+    Args:
+        axes: three matplotlib axes.
+        group: a :class:`wslib.groups.FiniteGroup` whose ``grid_representation(k)`` is
+            (|G|, k², k²).
+        g: the element's index.
+        kernel: a (k, k) tensor; for k <= 5 each pixel is labelled with its row-major index,
+            and the right panel shows where each index went.
+    """
+    w = torch.as_tensor(kernel, dtype=torch.float32)
+    k = w.shape[-1]
+    R = group.grid_representation(k)[g]
+    moved = (R @ w.flatten()).view(k, k)
+    labels = (R @ torch.arange(k * k, dtype=torch.float32)).view(k, k)  # where each pixel went
+    name = tex(group.element_names[g])
+    lim = float(w.abs().max()) or 1.0
+    panels = [(axes[0], w, torch.arange(k * k).view(k, k), "kernel $w$"),
+              (axes[2], moved, labels, f"$R_{{{name}}}w$")]
+    for ax, img, idx, title in panels:
+        ax.imshow(img.numpy(), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim)
+        if k <= 5:
+            for i in range(k):
+                for j in range(k):
+                    dark = abs(float(img[i, j])) > 0.6 * lim  # white text on saturated cells
+                    ax.text(j, i, int(idx[i, j]), ha="center", va="center",
+                            color="white" if dark else "black")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set(xlabel="pixel column", ylabel="pixel row", title=title)
+    plot_matrix(axes[1], R, title=f"$R_{{{name}}}$ ({k * k}×{k * k})", ticks=k <= 3)
+    if k > 3:
+        axes[1].set(xlabel="input pixel $j$", ylabel="output pixel $i$")
+
+
+def draw_sinkhorn(ax_matrix, ax_sums, logits, tau: float, n_iter: int) -> None:
+    """Sinkhorn of ``logits`` at temperature ``tau`` after ``n_iter`` iterations, and its row sums.
+
+    Args:
+        ax_matrix: axis for the (n, n) matrix, titled with its doubly stochastic error.
+        ax_sums: axis for a bar chart of the row sums (``None``: no bar chart). The columns sum
+            to exactly 1 after every iteration, so only the rows can be off.
+        logits: (n, n) tensor.
+    """
+    S = sinkhorn(logits, n_iter=n_iter, temperature=tau)
+    error = float(doubly_stochastic_error(S))
+    plot_matrix(ax_matrix, S, title=f"$\\tau$ = {tau:g}, K = {n_iter}\nerror {error:.1e}")
+    ax_matrix.set(xlabel="column $j$", ylabel="row $i$")
+    if ax_sums is not None:
+        n = S.shape[-1]
+        sums = _numpy(S.sum(-1))
+        ax_sums.barh(range(n), sums, color="tab:blue")
+        ax_sums.axvline(1.0, color="black", lw=1)
+        ax_sums.set_xlim(0, max(2.0, float(sums.max()) + 0.1))
+        ax_sums.invert_yaxis()
+        ax_sums.set(xlabel="row sum", title="row sums (columns: exactly 1)")
 
 
 # --- learned stacks, training runs and coefficient fits ----------------------------------------
@@ -146,8 +295,8 @@ def plot_stack_vs_group(learned, exact, learned_titles: Sequence[str] | None = N
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(f"learned and exact must both be (n, d, d) stacks; got {a.shape} and {b.shape}")
     n = a.shape[0]
-    fig, axes = plt.subplots(2, n, figsize=(panel_size * n + 0.8, 2 * panel_size + 0.8),
-                             squeeze=False, layout="constrained")
+    size = _page_size(panel_size * n + 0.8, 2 * panel_size + 1.2)
+    fig, axes = plt.subplots(2, n, figsize=size, squeeze=False, layout="constrained")
     lt = learned_titles or [f"learned $R_{{{i + 1}}}$" for i in range(n)]
     et = exact_titles or [f"exact $P_{{{i + 1}}}$" for i in range(n)]
     for i in range(n):
@@ -198,7 +347,7 @@ def plot_history(history, title: str | None = None, regularisers: bool = False):
     """
     epochs = np.asarray(history.epoch)
     n = 3 if regularisers else 2
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2), layout="constrained")
+    fig, axes = plt.subplots(1, n, figsize=_page_size(3.6 * n, 3.2), layout="constrained")
     ax = axes[0]
     ax.plot(epochs, history.train_loss, label="train")
     if np.isfinite(history.test_loss).any():
@@ -236,7 +385,7 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
         row_names: one panel title per learned matrix.
         threshold: draw a dashed line at this weight (``None``: no line).
         highlight: group elements to colour differently (e.g. the ones the data sampled).
-        columns: panels per row (default: up to 4).
+        columns: panels per row (default: as many as fit the page's width).
 
     Returns:
         the matplotlib figure.
@@ -247,10 +396,13 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
     n, g = w.shape
     names = list(element_names) if element_names is not None else [str(i) for i in range(g)]
     rows = list(row_names) if row_names is not None else [f"$R_{{{i + 1}}}$" for i in range(n)]
-    cols = min(n, columns if columns is not None else 4)
+    panel_width = max(2.2, 0.28 * g + 0.6)  # room for g tick labels of 10 pt
+    fit = max(1, int(PAGE_WIDTH_IN // panel_width))
+    cols = min(n, columns if columns is not None else fit)
     nrows = -(-n // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(max(2.6, 0.33 * g + 1.2) * cols, 2.4 * nrows),
-                             squeeze=False, sharey=True, layout="constrained")
+    size = _page_size(panel_width * cols + 0.4, 2.3 * nrows + 0.5)
+    fig, axes = plt.subplots(nrows, cols, figsize=size, squeeze=False, sharey=True,
+                             layout="constrained")
     marked = set(highlight) if highlight is not None else set()
     for i, ax in enumerate(axes.flat):
         if i >= n:
@@ -260,7 +412,7 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
         ax.bar(range(g), w[i], color=colors)
         if threshold is not None:
             ax.axhline(threshold, color="0.3", ls="--", lw=1)
-        ax.set_xticks(range(g), names, fontsize=8)
+        ax.set_xticks(range(g), names)
         ax.set(ylim=(0, 1.05), title=rows[i])
         if i % cols == 0:
             ax.set_ylabel("coefficient")
@@ -289,8 +441,8 @@ def plot_hardening(snapshots, epochs: Sequence[int], titles: Sequence[str] | Non
         raise ValueError(f"need one epoch per snapshot; got {len(stacks)} snapshots, {len(epochs)} epochs")
     n = stacks[0].shape[0]
     cols = list(titles) if titles is not None else [f"$R_{{{i + 1}}}$" for i in range(n)]
-    fig, axes = plt.subplots(len(stacks), n, figsize=(panel_size * n + 1.4, panel_size * len(stacks) + 0.6),
-                             squeeze=False, layout="constrained")
+    size = _page_size(panel_size * n + 1.4, panel_size * len(stacks) + 0.6)
+    fig, axes = plt.subplots(len(stacks), n, figsize=size, squeeze=False, layout="constrained")
     for r, (stack, epoch) in enumerate(zip(stacks, epochs)):
         for c in range(n):
             im = plot_matrix(axes[r, c], stack[c], cols[c] if r == 0 else None)

@@ -1,0 +1,66 @@
+"""The book's figure helpers: what they draw, and that their text stays legible on the page."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from wslib import cyclic, dihedral, viz  # noqa: E402
+
+
+def test_smallest_font_on_page_scales_wide_figures_down():
+    fig, ax = plt.subplots(figsize=(688 / 96 * 2, 3), dpi=150)  # twice the column's width
+    ax.set_title("title", fontsize=20)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    assert viz.smallest_font_on_page(fig) == pytest.approx(10.0)
+    narrow, ax = plt.subplots(figsize=(2, 2), dpi=96)  # shown at natural size
+    ax.set_title("t", fontsize=12)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    assert viz.smallest_font_on_page(narrow) == pytest.approx(12.0)
+    plt.close("all")
+
+
+def test_cayley_table_labels_every_cell_with_the_product():
+    D4 = dihedral(4)
+    fig, ax = plt.subplots()
+    viz.draw_cayley_table(ax, D4)
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert len(cells) == 64
+    r, s = 1, 4
+    assert cells[(r, s)] == f"${viz.tex(D4.element_names[D4.product(r, s)])}$"
+    assert cells[(r, s)] != cells[(s, r)]  # D4 is not abelian
+    plt.close(fig)
+
+
+def test_draw_element_shows_the_rotated_kernel():
+    w = torch.arange(9.0).view(3, 3) - 4
+    fig, axes = plt.subplots(1, 3)
+    viz.draw_element(axes, cyclic(4), 1, w)
+    shown = torch.as_tensor(axes[2].images[0].get_array())
+    assert torch.equal(shown, torch.rot90(w, 1))
+    assert axes[1].get_title().startswith("$R_{r}$")
+    plt.close(fig)
+
+
+def test_draw_sinkhorn_row_sums_and_error_title():
+    logits = torch.randn(5, 5, generator=torch.Generator().manual_seed(0))
+    fig, (a, b) = plt.subplots(1, 2)
+    viz.draw_sinkhorn(a, b, logits, tau=0.1, n_iter=1)
+    assert len(b.patches) == 5 and "K = 1" in a.get_title()
+    plt.close(fig)
+
+
+def test_wide_helpers_fit_the_page_with_legible_text():
+    coefficients = torch.eye(8)[1:]  # seven panels, as for a learned C8 stack
+    fig = viz.plot_coefficients(coefficients, cyclic(8).element_names)
+    assert fig.get_figwidth() <= viz.PAGE_WIDTH_IN + 1e-9
+    fig.canvas.draw()
+    assert viz.smallest_font_on_page(fig) >= 9
+    stack = viz.plot_stack(torch.eye(4).expand(6, 4, 4))
+    assert stack.get_figwidth() <= viz.PAGE_WIDTH_IN + 1e-9
+    plt.close("all")
