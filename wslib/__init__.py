@@ -12,7 +12,9 @@ Modules, one idea each:
     birkhoff     -- Birkhoff-von Neumann decomposition of doubly stochastic matrices
     data         -- (rotated, scaled) MNIST, CIFAR-10, toy data with a known group
     train        -- a plain, resumable training loop with the paper's regularisers
-    analysis     -- how close learned stacks are to a group (convex coefficients, closure)
+    analysis     -- how close learned stacks are to a group (convex coefficients, closure),
+                    snapping them to permutations and naming the group they generate
+    export       -- a learned network's exact copy: every learned stack snapped and fixed
     viz          -- the book's figures, one colour map for matrices
     profiles     -- the quick / tutorial / paper execution profiles
     reproduce    -- `python -m wslib.reproduce`: the paper's experiments as provenance-stamped JSON
@@ -20,8 +22,10 @@ Modules, one idea each:
 
 Note that ``wslib.sinkhorn`` is the function; the module is ``importlib.import_module("wslib.sinkhorn")``.
 """
-from . import analysis, birkhoff, data, equivariance, groups, models, nn, profiles, train, viz
+from . import analysis, birkhoff, data, equivariance, export, groups, models, nn, profiles, train, viz
+from .analysis import identify_group, snap
 from .equivariance import assert_equivariant, equivariance_error
+from .export import to_exact
 from .groups import cyclic, dihedral, interpolated_rotation_matrix, rotation_stack, shift_twist_stack
 from .models import CNN, GCNN, WSCNN
 from .nn import (
