@@ -116,3 +116,49 @@ def test_compiled_cuda_path_matches_eager(monkeypatch):
         results.append((out.detach(), logits.grad.clone()))
     torch.testing.assert_close(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1])
+
+
+def _value_and_grad(logits, method, n_iter=20, temperature=1.0):
+    x = logits.clone().requires_grad_(True)
+    weights = torch.randn(logits.shape, generator=torch.Generator().manual_seed(9)).to(logits.dtype)
+    out = sinkhorn(x, n_iter, temperature, method=method)
+    (out * weights).sum().backward()
+    return out.detach(), x.grad
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0, 60.0])
+def test_scaling_form_matches_the_log_domain_loop(scale):
+    # The scaling form is the same operator as the unrolled log-domain loop: values and
+    # gradients agree to float32 rounding, for near-uniform and near-permutation logits.
+    torch.manual_seed(10)
+    logits = torch.rand(3, 12, 12) * scale
+    ref = _value_and_grad(logits.double(), "log")
+    for dtype, tol in ((torch.float32, 2e-6), (torch.float64, 1e-12)):
+        val, grad = _value_and_grad(logits.to(dtype), "scaling")
+        assert val.dtype == grad.dtype == dtype
+        torch.testing.assert_close(val.double(), ref[0], atol=tol, rtol=0)
+        torch.testing.assert_close(grad.double(), ref[1], atol=tol * 10, rtol=0)
+    # near-permutation logits with a temperature
+    perm = torch.eye(10)[torch.randperm(10, generator=torch.Generator().manual_seed(3))]
+    noisy = 5.0 * perm + 0.1 * torch.rand(10, 10)
+    ref = _value_and_grad(noisy.double(), "log", temperature=0.2)
+    val, grad = _value_and_grad(noisy, "scaling", temperature=0.2)
+    torch.testing.assert_close(val.double(), ref[0], atol=2e-6, rtol=0)
+    torch.testing.assert_close(grad.double(), ref[1], atol=2e-5, rtol=0)
+
+
+def test_scaling_form_gradcheck_and_automatic_choice():
+    torch.manual_seed(11)
+    x = torch.randn(2, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: sinkhorn(t, n_iter=6, method="scaling"), (x,))
+    assert torch.autograd.gradcheck(lambda t: log_sinkhorn(t, n_iter=4, method="scaling"), (x,))
+    sk = __import__("importlib").import_module("wslib.sinkhorn")
+    assert sk._resolve(torch.rand(2, 4, 4), None) == "scaling"
+    wide = torch.zeros(2, 4, 4)
+    wide[1, 0, 0] = 2 * sk.SCALING_MAX_RANGE  # too wide for the scaling form: the log loop
+    assert sk._resolve(wide, "auto") == "log"
+    torch.testing.assert_close(sinkhorn(wide), sinkhorn(wide, method="log"))
+    with pytest.raises(ValueError, match="logit ranges"):
+        sinkhorn(wide, method="scaling")
+    with pytest.raises(ValueError, match="method must be one of"):
+        sinkhorn(wide, method="exact")
