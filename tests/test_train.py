@@ -10,6 +10,8 @@ from wslib.train import (
     History,
     SharedKernelLayer,
     TrainConfig,
+    TrainingDiverged,
+    classification_objective,
     load_checkpoint,
     recalibrate_batch_norm,
     reconstruction_objective,
@@ -136,7 +138,7 @@ def test_batch_norm_recalibration_uses_the_current_weights():
 
 
 def test_bad_config_and_data_raise():
-    with pytest.raises(ValueError, match="learning rates"):
+    with pytest.raises(ValueError, match="TrainConfig.lr must be > 0"):
         TrainConfig(lr=0)
     with pytest.raises(ValueError, match="temperature"):
         TrainConfig(temperature=(1.0, 0.0))
@@ -158,3 +160,180 @@ def test_toy_layer_learns_shifts(task):
     assert h.test_acc[-1] > 0.9
     with pytest.raises(ValueError, match="values per sample"):
         layer(torch.zeros(2, 5))
+
+
+
+# --- a config that means something, a loss that stays finite, checkpoints that are checkpoints --
+
+
+@pytest.mark.parametrize("field_name, value", [
+    ("lr", float("nan")), ("lr", -1e-3), ("rep_lr", float("inf")), ("rep_lr", 0.0),
+    ("weight_decay", -1e-4), ("lambda_norm", float("nan")), ("lambda_ent", -0.1),
+    ("epochs", -1), ("epochs", 2.5), ("batch_size", 0), ("harden_from", -2),
+    ("bn_recalibration", -1), ("num_workers", -1), ("seed", "zero"), ("seed", None),
+    ("temperature", (1.0, float("nan"))), ("temperature", (1.0,)), ("temperature", 1.0),
+    ("device", "gpu"), ("device", 3), ("checkpoint", 3.5), ("snapshots", "yes"),
+    ("progress", 1),
+])
+def test_meaningless_settings_are_refused_by_name(field_name, value):
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{field_name} must"):
+        TrainConfig(**{field_name: value})
+
+
+def test_every_config_field_is_checked():
+    # Each field, set to a value of the wrong kind, must be refused by name -- including fields
+    # added later, whose annotation must be one the check knows.
+    import numpy as np
+    from dataclasses import fields
+
+    wrong = {"bool": "yes", "int": 1.5, "float": "fast", "str": 1.5,
+             "tuple[float, float]": "hot"}
+    for f in fields(TrainConfig):
+        kind = f.type.removesuffix("| None").strip()
+        assert kind in wrong, f"TrainConfig.{f.name}: annotation {f.type!r} is not validated"
+        with pytest.raises(ValueError, match=rf"TrainConfig\.{f.name} must"):
+            TrainConfig(**{f.name: wrong[kind]})
+    # NumPy scalars are accepted and stored as plain Python numbers (checkpoints stay loadable
+    # with weights_only=True and compare equal on resumption).
+    cfg = TrainConfig(epochs=np.int64(3), lr=np.float32(0.5), temperature=[2, 1], device="cpu")
+    assert type(cfg.epochs) is int and type(cfg.lr) is float and cfg.temperature == (2.0, 1.0)
+
+
+def _poisoned(call_number, value):
+    """Cross-entropy, except that call ``call_number`` (1-based) adds ``value`` to the loss."""
+    calls = [0]
+
+    def objective(model, x, y):
+        calls[0] += 1
+        loss, logits = classification_objective(model, x, y)
+        return (loss + value if calls[0] == call_number else loss), logits
+
+    return objective
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, value):
+    tr, _ = _rotated()  # 24 samples in batches of 8: 3 steps per epoch
+    ckpt = tmp_path / "c.pt"
+    after_epoch = {}
+
+    def remember(epoch, history):
+        after_epoch[epoch] = ckpt.read_bytes()
+
+    with pytest.raises(TrainingDiverged, match=r"epoch 2 at step 2 of 3") as err:
+        train(_fresh(), tr, None, {**CFG, "checkpoint": str(ckpt)},
+              objective=_poisoned(5, value), callback=remember)
+    assert (err.value.epoch, err.value.step) == (2, 2)
+    assert "last good checkpoint" in str(err.value) and str(ckpt) in str(err.value)
+    assert list(after_epoch) == [1] and ckpt.read_bytes() == after_epoch[1]  # never overwritten
+    state = load_checkpoint(ckpt)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    # Without a checkpoint the error says so; a loss that is bad from the first step names it.
+    with pytest.raises(TrainingDiverged, match=r"epoch 1 at step 1 of 3.*no checkpoint"):
+        train(_fresh(), tr, None, CFG, objective=_poisoned(1, value))
+
+
+class Foreign:
+    """A class that ``weights_only`` loading must refuse to construct."""
+
+
+def test_corrupted_or_foreign_checkpoints_are_named(tmp_path):
+    tr, _ = _rotated()
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint")
+    truncated = tmp_path / "truncated.pt"
+    save_checkpoint({"x": torch.ones(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    for path in (garbage, truncated):
+        with pytest.raises(ValueError, match=rf"{path}.*save_checkpoint") as err:
+            train(_fresh(), tr, None, {**CFG, "checkpoint": str(path)})
+        assert "weights_only" in str(err.value)
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"net": Foreign()}, foreign)  # an arbitrary pickled object: refused, never run
+    with pytest.raises(ValueError, match=rf"{foreign}.*not a readable checkpoint"):
+        load_checkpoint(foreign)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.ones(2)}}, other)
+    with pytest.raises(ValueError, match=rf"{other}.*expected the keys.*missing model"):
+        train(_fresh(), tr, None, {**CFG, "checkpoint": str(other)})
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+_KILLABLE_RUN = r"""
+import sys, time
+from pathlib import Path
+
+import torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[1])
+from test_train import CFG, _fresh, _rotated
+from wslib.train import train
+
+ckpt, pause_epoch, marker = sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+tr, te = _rotated()
+
+
+class PausesMidEpoch(torch.utils.data.Dataset):
+    # Halfway through epoch `pause_epoch` (0-based) it says so and waits to be killed.
+    def __len__(self):
+        return len(tr)
+
+    def set_epoch(self, epoch):
+        self.epoch, self.served = epoch, 0
+        tr.set_epoch(epoch)
+
+    def __getitem__(self, i):
+        self.served += 1
+        if self.epoch == pause_epoch and self.served > len(tr) // 2:
+            marker.touch()
+            time.sleep(600)
+        return tr[i]
+
+
+train(_fresh(), PausesMidEpoch(), te, {**CFG, "epochs": 4, "checkpoint": ckpt})
+"""
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "run.py"
+    script.write_text(_KILLABLE_RUN)
+    here = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(ckpt, pause_epoch, marker):
+        return subprocess.Popen([sys.executable, str(script), here, str(ckpt), str(pause_epoch),
+                                 str(marker)], env=env, stderr=subprocess.PIPE, text=True)
+
+    whole, killed = tmp_path / "whole.pt", tmp_path / "killed.pt"
+    proc = run(whole, -1, tmp_path / "unused")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+
+    marker = tmp_path / "mid-epoch"
+    proc = run(killed, 2, marker)
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert proc.poll() is None, f"the run ended before it was killed: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "the run never reached the middle of epoch 3"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert load_checkpoint(killed)["epoch"] == 2  # epochs 1-2 saved, epoch 3 lost mid-way
+
+    proc = run(killed, -1, tmp_path / "unused")  # a new process resumes from the checkpoint
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    a, b = load_checkpoint(whole), load_checkpoint(killed)
+    assert a["epoch"] == b["epoch"] == 4
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "norm", "ent"):
+        assert a["history"][key] == b["history"][key], key

@@ -8,7 +8,8 @@ snapshots of every learned stack, which the book plots.
 Checkpoints are written atomically (a temporary file, then ``os.replace``) after every epoch. A
 run that is interrupted resumes from its last checkpoint to *the same result* as an uninterrupted
 run, because all randomness of epoch e (shuffling, augmentation, dropout) is re-seeded from
-(seed, e) instead of being carried along in generator state.
+(seed, e) instead of being carried along in generator state. A loss that turns NaN or infinite
+stops training with :class:`TrainingDiverged` before the diverged state reaches the checkpoint.
 
 The module also holds the toy problems' single weight-sharing layer
 (:class:`SharedKernelLayer`) and the objectives the book trains it with.
@@ -16,6 +17,7 @@ The module also holds the toy problems' single weight-sharing layer
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import random
 import tempfile
@@ -43,6 +45,7 @@ __all__ = [
     "default_device",
     "save_checkpoint",
     "load_checkpoint",
+    "TrainingDiverged",
     "learned_stacks",
     "set_temperature",
     "classification_objective",
@@ -112,25 +115,80 @@ class TrainConfig:
     _RESUMABLE = ("epochs", "device", "checkpoint", "num_workers", "progress")
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1:
-            raise ValueError(f"need epochs >= 0 and batch_size >= 1; got {self.epochs}, {self.batch_size}")
-        if self.lr <= 0 or (self.rep_lr is not None and self.rep_lr <= 0):
-            raise ValueError(f"learning rates must be > 0; got lr={self.lr}, rep_lr={self.rep_lr}")
-        if self.lambda_norm < 0 or self.lambda_ent < 0 or self.weight_decay < 0:
-            raise ValueError("lambda_norm, lambda_ent and weight_decay must be >= 0")
-        if self.harden_from < 0:
-            raise ValueError(f"harden_from must be >= 0; got {self.harden_from}")
-        if self.bn_recalibration < 0:
-            raise ValueError(f"bn_recalibration must be >= 0; got {self.bn_recalibration}")
-        if self.temperature is not None:
-            self.temperature = tuple(float(t) for t in self.temperature)
-            if len(self.temperature) != 2 or min(self.temperature) <= 0:
-                raise ValueError(f"temperature must be (start, end) with both > 0; got {self.temperature}")
-        if self.checkpoint is not None:
-            self.checkpoint = str(self.checkpoint)
+        # Every field is checked against its annotation and its range, so a meaningless
+        # setting (a NaN learning rate, a negative epoch count, "yes" for a flag) fails here,
+        # by name, instead of as a silent wrong run.
+        for f in fields(self):
+            setattr(self, f.name, _checked_field(f.name, f.type, getattr(self, f.name)))
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                raise ValueError(f"TrainConfig.device must name a torch device such as 'cpu' or "
+                                 f"'cuda'; got {self.device!r}") from None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The smallest allowed value of each bounded field, and whether the bound itself is allowed.
+_FIELD_MINIMA = {
+    "epochs": (0, True), "batch_size": (1, True), "lr": (0, False), "rep_lr": (0, False),
+    "weight_decay": (0, True), "lambda_norm": (0, True), "lambda_ent": (0, True),
+    "temperature": (0, False), "harden_from": (0, True), "bn_recalibration": (0, True),
+    "num_workers": (0, True),
+}
+# The annotations TrainConfig's fields may use (without "| None"); see _checked_field.
+_FIELD_KINDS = ("bool", "int", "float", "str", "tuple[float, float]")
+
+
+def _checked_field(name: str, annotation: str, value: Any) -> Any:
+    """``value`` of TrainConfig field ``name`` as a plain Python value, or a ValueError naming
+    the field: the type must fit ``annotation`` (a string, as ``from __future__ import
+    annotations`` leaves it), numbers must be finite and at least the field's minimum."""
+    kind = annotation.removesuffix("| None").strip()
+    if value is None:
+        if annotation.endswith("| None"):
+            return None
+        raise ValueError(f"TrainConfig.{name} must not be None")
+
+    def bad(expected: str) -> ValueError:
+        return ValueError(f"TrainConfig.{name} must be {expected}; got {value!r}")
+
+    is_bool = isinstance(value, (bool, np.bool_))
+    if kind == "bool":
+        if not is_bool:
+            raise bad("True or False")
+        return bool(value)
+    if kind == "str":
+        if isinstance(value, (os.PathLike, torch.device)):
+            value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if kind == "int":
+        if is_bool or not isinstance(value, numbers.Integral):
+            raise bad("an integer")
+        vals = (int(value),)
+    elif kind == "float":
+        if is_bool or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise bad("a finite number")
+        vals = (float(value),)
+    elif kind == "tuple[float, float]":
+        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+        if len(pair) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                     and math.isfinite(v) for v in pair):
+            raise bad("a pair (start, end) of finite numbers")
+        vals = tuple(float(v) for v in pair)
+    else:
+        raise TypeError(f"TrainConfig.{name}: no check for annotation {annotation!r}; "
+                        f"use one of {_FIELD_KINDS}")
+    if name in _FIELD_MINIMA:
+        low, inclusive = _FIELD_MINIMA[name]
+        if any(v < low or (v == low and not inclusive) for v in vals):
+            both = " in both entries" if len(vals) > 1 else ""
+            raise bad(f"{'>=' if inclusive else '>'} {low}{both}")
+    return vals if kind.startswith("tuple") else vals[0]
 
 
 @dataclass
@@ -213,8 +271,55 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint onto the CPU with ``weights_only=True`` (no arbitrary code runs)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Load a checkpoint onto the CPU with ``weights_only=True`` (no arbitrary code runs).
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: the file is not a checkpoint (truncated, corrupted, or written by something
+            other than :func:`save_checkpoint`); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types (zip, unpickling, runtime) for bad files
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"{path} is not a readable checkpoint: expected a file written by "
+            f"wslib.train.save_checkpoint (torch.save of tensors and plain Python values, "
+            f"loadable with weights_only=True); loading failed with {type(e).__name__}: {reason}"
+        ) from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
+    return obj
+
+
+# What train() writes into, and needs from, its checkpoint.
+_TRAINING_STATE_KEYS = ("model", "optimizer", "epoch", "history", "config")
+
+
+def _load_training_state(path: str | Path) -> dict:
+    state = load_checkpoint(path)
+    missing = [k for k in _TRAINING_STATE_KEYS if k not in state]
+    if missing or not all(isinstance(state[k], dict) for k in ("model", "optimizer", "history", "config")):
+        raise ValueError(
+            f"{path} is not a training checkpoint of wslib.train.train: expected the keys "
+            f"{', '.join(_TRAINING_STATE_KEYS)}"
+            + (f"; missing {', '.join(missing)}" if missing else "; some are not dicts")
+            + ". Delete it or point TrainConfig.checkpoint elsewhere."
+        )
+    return state
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite; ``epoch`` (1-based) and ``step`` (1-based,
+    within the epoch) say where it happened first. The checkpoint on disk, if any, still holds
+    the last epoch that ended with a finite loss."""
+
+    def __init__(self, message: str, epoch: int, step: int):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
 
 
 def learned_stacks(model: nn.Module) -> dict[str, Tensor]:
@@ -379,6 +484,12 @@ def train(
 
     Returns:
         the :class:`History` of all epochs, including those of a resumed run.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite (checked once per epoch); the
+            diverged state is not written, so the checkpoint keeps the last good epoch.
+        ValueError: a bad config, or a checkpoint that is corrupted, foreign, or written with
+            a different config.
     """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig(**(config or {}))
     device = torch.device(cfg.device) if cfg.device is not None else default_device()
@@ -391,7 +502,7 @@ def train(
     history, start = History(), 0
 
     if cfg.checkpoint is not None and Path(cfg.checkpoint).exists():
-        state = load_checkpoint(cfg.checkpoint)
+        state = _load_training_state(cfg.checkpoint)
         bad = _config_mismatch(state["config"], cfg)
         if bad:
             raise ValueError(
@@ -422,7 +533,8 @@ def train(
         loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
                             num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         model.train()
-        sums = torch.zeros(4, device=device)  # task loss·n, norm, ent, correct
+        # task loss·n, norm, ent, correct, steps before the first non-finite loss, seen one yet
+        sums = torch.zeros(6, device=device)
         n_seen, n_steps, scored, tau = 0, 0, False, math.nan
         lambda_ent = cfg.lambda_ent if epoch >= cfg.harden_from else 0.0
         for i, (x, y) in enumerate(loader):
@@ -445,6 +557,11 @@ def train(
             loss.backward()
             optimizer.step()
             with torch.no_grad():
+                # Divergence is tracked on the device (no host sync per step) and read at the
+                # end of the epoch: sums[5] turns 1 at the first non-finite loss, and sums[4]
+                # counts the steps before it.
+                sums[5] = torch.maximum(sums[5], (~torch.isfinite(loss.detach())).float())
+                sums[4] += 1 - sums[5]
                 sums[0] += task.detach() * len(y)
                 sums[1] += norm.detach()
                 if ent is not None:
@@ -457,6 +574,10 @@ def train(
             if bar is not None:
                 bar.update(1)
         s = sums.tolist()  # the epoch's one host synchronisation
+        if s[5] > 0:
+            if bar is not None:
+                bar.close()
+            _raise_diverged(cfg, epoch + 1, int(s[4]) + 1, n_steps)
         recalibrate_batch_norm(model, train_set, cfg.bn_recalibration, cfg.batch_size, device,
                                seed=_epoch_seed(cfg.seed, epoch) + 1)
         test_loss, test_acc = (evaluate(model, test_set, objective, max(cfg.batch_size, 256), device)
@@ -488,6 +609,20 @@ def train(
     if bar is not None:
         bar.close()
     return history
+
+
+def _raise_diverged(cfg: TrainConfig, epoch: int, step: int, n_steps: int) -> None:
+    if cfg.checkpoint is None:
+        kept = "no checkpoint was configured (TrainConfig.checkpoint is None)"
+    elif epoch - 1 > 0 and Path(cfg.checkpoint).exists():
+        kept = (f"the last good checkpoint, {cfg.checkpoint} (after epoch {epoch - 1}), is kept "
+                "and was not overwritten")
+    else:
+        kept = f"no epoch finished before it, so no checkpoint was written to {cfg.checkpoint}"
+    raise TrainingDiverged(
+        f"training diverged: the loss became NaN or infinite in epoch {epoch} at step {step} of "
+        f"{n_steps}; {kept}. Lower the learning rates or check the data for NaNs.",
+        epoch=epoch, step=step)
 
 
 def train_restarts(
