@@ -1,0 +1,167 @@
+"""Recorded results and committed checkpoints, read from the repository or fetched from it.
+
+The book's chapters 5 and 6 show runs that took hours (``results/**.json``) and the trained
+models they saved (``checkpoints/*.pt``, ``experiments/checkpoints/*.pt``). In a clone of the
+repository these files are on disk. A pip-installed ``wslib`` (a fresh Colab runtime, say) has
+none of them, so :func:`load_result` and :func:`load_checkpoint_file` then download the file
+once from the repository's raw files on GitHub, cache it under
+``wslib.data.default_root() / "recorded"``, and read the cached copy from then on. When neither
+works (no clone and no internet) they raise :class:`RecordedUnavailable`, naming the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .data.common import default_root
+from .train import load_checkpoint
+
+__all__ = [
+    "REPOSITORY_URL",
+    "BRANCH",
+    "RecordedUnavailable",
+    "repository_root",
+    "raw_url",
+    "recorded_path",
+    "load_result",
+    "load_checkpoint_file",
+]
+
+# The repository's address as _config.yml writes it (tests/test_recorded.py checks that the two
+# agree): a pip-installed wslib has no _config.yml to read it from.
+REPOSITORY_URL = "https://github.com/wslib-book/learning-symmetries"
+BRANCH = "main"
+TIMEOUT_S = 30.0
+
+
+class RecordedUnavailable(FileNotFoundError):
+    """A recorded file is neither in the repository on disk nor downloadable (e.g. offline)."""
+
+
+def repository_root() -> Path:
+    """The folder that holds ``wslib/``: the repository's root in a clone."""
+    return Path(__file__).resolve().parents[1]
+
+
+def raw_url(path: str, repository: str = REPOSITORY_URL, branch: str = BRANCH) -> str:
+    """The raw-file address of ``path`` in a GitHub repository.
+
+    ``https://github.com/OWNER/NAME`` becomes
+    ``https://raw.githubusercontent.com/OWNER/NAME/<branch>/<path>``.
+
+    Raises:
+        ValueError: ``repository`` is not a ``https://github.com/OWNER/NAME`` address, or
+            ``path`` is absolute or leaves the repository (``..``).
+    """
+    prefix = "https://github.com/"
+    repo = repository.rstrip("/").removesuffix(".git")
+    parts = repo[len(prefix):].split("/") if repo.startswith(prefix) else []
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"not a GitHub repository address (https://github.com/OWNER/NAME): {repository!r}")
+    rel = _relative(path)
+    return f"https://raw.githubusercontent.com/{parts[0]}/{parts[1]}/{branch}/{rel}"
+
+
+def _relative(path: str) -> str:
+    rel = Path(path)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise ValueError(f"a recorded file is named by its path inside the repository; got {path!r}")
+    return rel.as_posix()
+
+
+def _download(url: str, timeout: float = TIMEOUT_S) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (https only)
+        return response.read()
+
+
+def _write_atomically(data: bytes, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def recorded_path(path: str, fetch: Callable[[str], bytes] | None = None,
+                  cache: Path | None = None) -> Path:
+    """A local file holding the repository's ``path``: the clone's own, else a cached download.
+
+    Args:
+        path: the file's path inside the repository, e.g. ``"results/ch6/orderings.json"``.
+        fetch: downloads a URL and returns its bytes (default: ``urllib``); tests replace it.
+        cache: the download cache (default ``default_root() / "recorded"``).
+
+    Returns:
+        the path of a readable local copy.
+
+    Raises:
+        RecordedUnavailable: the file is not on disk and could not be downloaded; the message
+            names the file, the address tried and the reason.
+    """
+    rel = _relative(path)
+    local = repository_root() / rel
+    if local.is_file():
+        return local
+    cached = (cache if cache is not None else default_root() / "recorded") / rel
+    if cached.is_file():
+        return cached
+    url = raw_url(rel)
+    try:
+        data = (fetch or _download)(url)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise RecordedUnavailable(
+            f"the recorded file {rel} is not in this copy of wslib and could not be downloaded "
+            f"from {url} ({type(e).__name__}: {e}); clone the repository "
+            f"({REPOSITORY_URL}) or connect to the internet to see it") from e
+    _write_atomically(data, cached)
+    return cached
+
+
+def load_result(path: str, fetch: Callable[[str], bytes] | None = None,
+                cache: Path | None = None) -> dict:
+    """A recorded result (a JSON file such as ``results/ch6/orderings_full.json``) as a dict.
+
+    Read from the repository when it is on disk, else downloaded once and cached (see
+    :func:`recorded_path`, whose arguments it shares).
+
+    Raises:
+        RecordedUnavailable: neither on disk nor downloadable.
+        ValueError: the file is not valid JSON (the message names it).
+    """
+    p = recorded_path(path, fetch, cache)
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} (read from {p}) is not valid JSON: {e}") from e
+
+
+def load_checkpoint_file(path: str, fetch: Callable[[str], bytes] | None = None,
+                         cache: Path | None = None) -> dict:
+    """A committed checkpoint (``checkpoints/*.pt``) as a dict of tensors and plain values.
+
+    Loaded onto the CPU with ``torch.load(..., weights_only=True)``, so no code in the file
+    runs. What the dict holds depends on who wrote it: ``wslib.train`` checkpoints have the
+    model's state dict under ``"model"``, exported ones (``experiments/export_checkpoint.py``)
+    are the state dict itself.
+
+    Raises:
+        RecordedUnavailable: neither on disk nor downloadable.
+        ValueError: the file is not a readable checkpoint (the message names it).
+    """
+    p = recorded_path(path, fetch, cache)
+    try:
+        return load_checkpoint(p)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
