@@ -16,7 +16,17 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m pip install -r requirements.txt
 	touch $(STAMP)
 
+# Jupyter Book's execution cache re-runs only the notebooks whose code changed. It cannot see
+# the profile, the library or the recorded results the chapters read, so a change to any of
+# them empties it (the key is computed only when `book` runs).
+CACHE_KEY = $(shell { echo $(WSLIB_PROFILE); \
+	find wslib results checkpoints experiments/checkpoints -type f ! -name '*.pyc' 2>/dev/null \
+	| LC_ALL=C sort | xargs sha1sum; } | sha1sum | cut -c1-16)
+
 book: $(STAMP)
+	@mkdir -p _build
+	@if [ "$$(cat _build/.cache_key 2>/dev/null)" != "$(CACHE_KEY)" ]; then \
+		rm -rf _build/.jupyter_cache; echo "$(CACHE_KEY)" > _build/.cache_key; fi
 	WSLIB_PROFILE=$(WSLIB_PROFILE) $(VENV)/bin/jupyter-book build . -W --keep-going
 
 test: $(STAMP)

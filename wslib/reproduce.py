@@ -363,6 +363,9 @@ def write_result(result: dict, results_dir: str | Path = REPO_ROOT / "results") 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line ``python -m wslib.reproduce`` (``argv``: its arguments, default
+    ``sys.argv[1:]``); returns the exit status: 0 on success, 2 for bad arguments or a
+    missing dataset."""
     parser = argparse.ArgumentParser(prog="python -m wslib.reproduce", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", nargs="?", help="experiment name (see --list)")
