@@ -51,7 +51,7 @@ def _exact_stack(parent: nn.Module, rep: LearnedRepresentation, group: FiniteGro
     return candidates[picks].to(dtype=stack.dtype, device=stack.device)
 
 
-def to_exact(model: nn.Module, group: FiniteGroup | None = None, tol: float = 0.1) -> nn.Module:
+def to_exact(model: nn.Module, group: FiniteGroup | None = None, tol: float = 0.5) -> nn.Module:
     """A copy of ``model`` whose learned stacks are replaced by fixed permutation stacks.
 
     Every :class:`~wslib.nn.LearnedRepresentation` (|H| matrices, d×d) becomes a
