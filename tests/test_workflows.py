@@ -35,7 +35,8 @@ def _load(name: str) -> dict:
 
 
 def _run_steps(workflow: dict) -> list[str]:
-    return [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+    return [step["run"] for job in workflow["jobs"].values() for step in job["steps"]
+            if "run" in step]
 
 
 def _uses(workflow: dict) -> list[str]:
