@@ -71,7 +71,8 @@ def test_noisy_d4_on_a_grid_is_identified():
     assert report.name == "D4" and report.order == 8 and report.closed
     assert report.slot_names == dihedral(4).element_names
     assert torch.equal(report.group.table, dihedral(4).table)
-    assert grid_names(report, 5).slots == ["e", "r90", "r180", "r270", "s", "r90·s", "r180·s", "r270·s"]
+    assert grid_names(report, 5).slots == ["e", "r90", "r180", "r270",
+                                           "s", "r90·s", "r180·s", "r270·s"]
     # The element matrices multiply as the Cayley table says.
     m = report.matrices
     for g in range(8):

@@ -27,7 +27,8 @@ __all__ = ["to_exact", "forward_time"]
 def _group_candidates(parent: nn.Module, rep: LearnedRepresentation, group: FiniteGroup) -> Tensor:
     """(|G|, d, d): the group's matrices for the layer that holds ``rep``."""
     if not group.has_grid_action():
-        raise ValueError(f"{group.name} does not act on a pixel grid; only C1, C2, C4, D1, D2, D4 do")
+        raise ValueError(f"{group.name} does not act on a pixel grid; only C1, C2, C4, D1, D2 "
+                         "and D4 do")
     if isinstance(parent, LiftingConv2d):
         return group.grid_representation(parent.kernel_size)
     if isinstance(parent, GroupConv2d):

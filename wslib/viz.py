@@ -451,3 +451,239 @@ def plot_hardening(snapshots, epochs: Sequence[int], titles: Sequence[str] | Non
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+# --- chapter 8: from learned to exact -----------------------------------------------------------
+
+__all__ += ["plot_products", "plot_snap_sweep"]
+
+
+def plot_products(report, title: str | None = None, ax=None):
+    """The products of a set of permutations, and which of them leave the set.
+
+    Cell (i, j) names the element M_i M_j of the generated group, for the identity and the
+    given matrices of a :class:`wslib.analysis.GroupReport`; it is shaded when the product is
+    neither the identity nor a given matrix -- what closing the set under composition adds.
+
+    Args:
+        report: from :func:`wslib.analysis.identify_group`.
+        title: panel title.
+        ax: an axis to draw into (else a new figure is made).
+
+    Returns:
+        the matplotlib figure.
+    """
+    from matplotlib.colors import ListedColormap
+
+    slots = [0] + list(report.slots)
+    labels = ["e"] + list(report.labels)
+    n = len(slots)
+    members = set(slots)
+    table = report.group.table
+    prod = np.array([[int(table[a, b]) for b in slots] for a in slots])
+    outside = np.isin(prod, list(members), invert=True)
+    if ax is None:
+        side = min(PAGE_WIDTH_IN, 0.55 * n + 1.6)
+        fig, ax = plt.subplots(figsize=(side, side * 0.9), layout="constrained")
+    fig = ax.figure
+    ax.imshow(outside, cmap=ListedColormap(["#e8eef7", "tab:orange"]), vmin=0, vmax=1)
+    names = report.group.element_names
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, names[prod[i, j]], ha="center", va="center", fontsize=10)
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    ax.set(xlabel="right factor $M_j$", ylabel="left factor $M_i$")
+    ax.set_title(title or f"products $M_i M_j$ in {report.name} (orange: outside the set)")
+    return fig
+
+
+def plot_snap_sweep(noise, recovered, identified, gaps, title: str | None = None):
+    """How snapping and identification degrade as a stack gets noisier.
+
+    Args:
+        noise: (L,) noise weights (0: exact permutations, 1: pure noise).
+        recovered: (L,) fraction of trials in which snapping returned the exact group elements.
+        identified: (L,) fraction of trials in which the snapped set was named as the group.
+        gaps: (L, T) snap gaps (e.g. the mean over the stack) of T trials per noise level.
+        title: a title for the figure.
+
+    Returns:
+        the matplotlib figure.
+    """
+    x = _numpy(noise)
+    g = _numpy(gaps)
+    if g.ndim != 2 or g.shape[0] != len(x):
+        raise ValueError(f"gaps must have shape (levels, trials) = ({len(x)}, T); got {g.shape}")
+    fig, axes = plt.subplots(1, 2, figsize=_page_size(7.6, 3.0), layout="constrained")
+    axes[0].plot(x, _numpy(recovered), marker="o", ms=3, label="snap = exact elements")
+    axes[0].plot(x, _numpy(identified), marker="s", ms=3, ls="--", label="named correctly")
+    axes[0].set(xlabel="noise weight", ylabel="fraction of trials", ylim=(-0.05, 1.05),
+                title="snapping and naming")
+    axes[0].legend(loc="lower left", fontsize=9)
+    axes[1].fill_between(x, g.min(axis=1), g.max(axis=1), alpha=0.3, label="range over trials")
+    axes[1].plot(x, g.mean(axis=1), color="tab:blue", label="mean")
+    axes[1].set(xlabel="noise weight", ylabel=r"snap gap $\|R-P\|_F/\sqrt{d}$",
+                title="distance to the snapped permutation")
+    axes[1].legend(loc="upper left", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --- recorded runs: chapter 5's emergence traces and the investigation's decisive runs ----------
+
+# The C4 elements as the recordings name them (``r90``...) and as the book writes them.
+_C4_TEX = {"e": "$e$", "r90": "$r$", "r180": "$r^2$", "r270": "$r^3$",
+           "r": "$r$", "r²": "$r^2$", "r³": "$r^3$"}
+_C4_ORDER = ["e", "r90", "r180", "r270"]
+_C4_ALIAS = {"r": "r90", "r²": "r180", "r³": "r270"}
+_C4_COLORS = ["0.75", "tab:blue", "tab:orange", "tab:green"]
+
+
+def plot_emergence(runs: Sequence[dict], goal: float = 0.7, suptitle: str | None = None):
+    """The lifting stack's C4 fit over training, one panel per recorded run.
+
+    Top of each panel: the convex weight of each learned matrix ``R_1, R_2, R_3`` on its nearest
+    C4 rotation, per measurement (dashed: ``goal``). Below it, a strip with one row per matrix
+    whose colour names that nearest element (``e``, ``r``, ``r²``, ``r³``), so a reader sees both
+    how strongly and onto what each matrix has settled. ``R_j`` should end on ``r^j``.
+
+    Args:
+        runs: dicts with ``"title"`` (str), ``"step"`` (T,), ``"weight"`` (T, 3) and
+            ``"element"`` (T, 3) names such as ``"r90"`` or ``"r²"`` -- e.g. the ``trace`` of a
+            ``results/ch5/emergence/*.json`` record.
+        goal: the convex weight that counts as "is that rotation".
+
+    Returns:
+        the matplotlib figure.
+    """
+    if not runs:
+        raise ValueError("plot_emergence needs at least one run")
+    n = len(runs)
+    cols = min(n, 3)
+    nrows = -(-n // cols)
+    size = _page_size(2.55 * cols + 0.3, 3.3 * nrows + 0.7)
+    fig = plt.figure(figsize=size, layout="constrained")
+    grid = fig.add_gridspec(2 * nrows, cols, height_ratios=[4, 1] * nrows)
+    slot_colors = ["tab:blue", "tab:orange", "tab:green"]
+    last = max(float(np.max(run["step"])) for run in runs)  # one step axis for every panel
+    for i, run in enumerate(runs):
+        r, c = divmod(i, cols)
+        ax = fig.add_subplot(grid[2 * r, c])
+        strip = fig.add_subplot(grid[2 * r + 1, c], sharex=ax)
+        step = np.asarray(run["step"], dtype=float)
+        weight = np.asarray(run["weight"], dtype=float).reshape(len(step), -1)
+        for j in range(weight.shape[1]):
+            ax.plot(step, weight[:, j], color=slot_colors[j % 3], marker=".", ms=4,
+                    label=f"$R_{j + 1}$")
+        ax.axhline(goal, color="0.3", ls="--", lw=1)
+        ax.set(ylim=(0, 1.02), title=run["title"])
+        ax.tick_params(labelbottom=False)
+        if c == 0:
+            ax.set_ylabel("convex weight")
+        names = [[_C4_ALIAS.get(e, e) for e in row] for row in run["element"]]
+        idx = np.array([[_C4_ORDER.index(e) for e in row] for row in names]).T  # (3, T)
+        # Each measurement colours the interval around its step (a lone one: half a step each side).
+        gap = np.diff(step) if len(step) > 1 else step[:1]
+        edges = np.concatenate([step[:1] - gap[:1] / 2, (step[1:] + step[:-1]) / 2,
+                                step[-1:] + gap[-1:] / 2])
+        strip.pcolormesh(edges, np.arange(idx.shape[0] + 1), idx, vmin=-0.5, vmax=3.5,
+                         cmap=plt.matplotlib.colors.ListedColormap(_C4_COLORS))
+        strip.set_yticks(np.arange(idx.shape[0]) + 0.5,
+                         [f"$R_{j + 1}$" for j in range(idx.shape[0])])
+        strip.invert_yaxis()
+        strip.set(xlabel="optimiser step", xlim=(0, last * 1.04))
+    handles = [plt.Line2D([], [], color=col, marker=".", label=f"$R_{j + 1}$")
+               for j, col in enumerate(slot_colors)]
+    handles += [plt.matplotlib.patches.Patch(color=col, label=f"nearest {_C4_TEX[e]}")
+                for e, col in zip(_C4_ORDER, _C4_COLORS)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7),
+               columnspacing=0.8, handlelength=1.2)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_goal_progress(curves: dict, goal: float = 0.7, xlabel: str = "epoch",
+                       title: str | None = None):
+    """The smallest convex weight of a lifting stack's three learned matrices, per run.
+
+    A compact view of several recorded runs on one axis: solid while the three matrices' nearest
+    elements are ``r, r², r³`` in order (``R_j`` on ``r^j``), dotted while they are not. The
+    dashed line is ``goal``.
+
+    Args:
+        curves: label -> dict with ``"x"`` (T,), ``"weight"`` (T, 3) and ``"element"`` (T, 3)
+            names (``"r90"``... or ``"r"``...).
+        goal: the weight that counts as "is that rotation".
+
+    Returns:
+        the matplotlib figure.
+    """
+    fig, ax = plt.subplots(figsize=_page_size(7.4, 3.6), layout="constrained")
+    target = ["r90", "r180", "r270"]
+    for (label, cur), color in zip(curves.items(), plt.cm.tab10.colors):
+        x = np.asarray(cur["x"], dtype=float)
+        w = np.asarray(cur["weight"], dtype=float).min(axis=1)
+        ordered = np.array([[_C4_ALIAS.get(e, e) for e in row] == target for row in cur["element"]])
+        # The legend shows the solid line, or the dotted one for a run never in order.
+        ax.plot(x, w, color=color, ls=":", lw=1.2, label=None if ordered.any() else label)
+        ax.plot(x, np.where(ordered, w, np.nan), color=color, lw=2,
+                label=label if ordered.any() else None)
+    ax.axhline(goal, color="0.3", ls="--", lw=1)
+    ax.set(xlabel=xlabel, ylabel="smallest convex weight", ylim=(0, 1.02))
+    if title:
+        ax.set_title(title)
+    fig.legend(loc="outside lower center", ncol=2 if len(curves) > 2 else len(curves))
+    return fig
+
+
+__all__ += ["plot_emergence", "plot_goal_progress"]
+
+
+def plot_coefficient_grid(coefficients, row_labels: Sequence[str],
+                          element_names: Sequence[str] = ("e", "r", "r²", "r³"),
+                          title: str | None = None):
+    """Convex coefficients of several lifting stacks as one annotated grid.
+
+    One row per stack (e.g. per recorded run), one block of columns per learned matrix
+    ``R_1, R_2, ...``, one column per group element; each cell prints its coefficient. It
+    replaces a row of small bar charts, whose labels shrink past reading as runs are added.
+
+    Args:
+        coefficients: (runs, matrices, |G|) convex coefficients, each row summing to 1.
+        row_labels: one label per run.
+        element_names: the group's elements (columns within each block).
+
+    Returns:
+        the matplotlib figure (coefficients on the [0, 1] matrix colour scale).
+    """
+    c = _numpy(coefficients).astype(float)
+    if c.ndim != 3 or c.shape[0] != len(row_labels) or c.shape[2] != len(element_names):
+        raise ValueError(f"coefficients must be (runs={len(row_labels)}, matrices, "
+                         f"{len(element_names)}); got {c.shape}")
+    runs, mats, g = c.shape
+    flat = c.reshape(runs, mats * g)
+    size = _page_size(2.6 + 0.42 * mats * g, 1.1 + 0.36 * runs)
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    ax.imshow(flat, cmap=MATRIX_CMAP, vmin=0.0, vmax=1.0, aspect="auto")
+    for i in range(runs):
+        for j in range(mats * g):
+            ax.text(j, i, f"{flat[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=9,
+                    color="white" if flat[i, j] < 0.6 else "black")
+    ax.set_xticks(range(mats * g), [tex_name for _ in range(mats) for tex_name in
+                                    (f"${tex(e)}$" for e in element_names)])
+    ax.set_yticks(range(runs), row_labels)
+    for m in range(1, mats):
+        ax.axvline(m * g - 0.5, color="white", lw=3)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([m * g + (g - 1) / 2 for m in range(mats)],
+                   [f"$R_{{{m + 1}}}$" for m in range(mats)])
+    top.tick_params(length=0)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+__all__ += ["plot_coefficient_grid"]
