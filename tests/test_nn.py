@@ -133,3 +133,92 @@ def test_call_errors_name_expected_and_given():
         gconv(torch.zeros(2, 8, 9, 9))
     with pytest.raises(ValueError, match="too large for a 4×4 input"):
         lift(torch.zeros(1, 3, 4, 4))
+
+
+def _losses_over_steps(shared: bool, method: str | None, steps: int = 3) -> list[float]:
+    """A small WSCNN trained for a few AdamW steps on the full objective (CE + norm + ent)."""
+    import torch.nn.functional as F
+
+    from wslib.models import WSCNN
+    from wslib.nn import representation_losses, shared_sinkhorn
+
+    torch.manual_seed(0)
+    model = WSCNN(hidden=2, num_blocks=3, n_iter=8, norm="batch").double()
+    for m in model.modules():
+        if isinstance(m, LearnedRepresentation):
+            m.method = method
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x, y = torch.randn(6, 1, 16, 16, dtype=torch.float64), torch.arange(6) % 10
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        if shared:
+            with shared_sinkhorn(model):
+                norm, ent = representation_losses(model)
+                loss = F.cross_entropy(model(x), y) + 0.1 * norm + 0.01 * ent
+        else:
+            norm, ent = representation_losses(model)
+            loss = F.cross_entropy(model(x), y) + 0.1 * norm + 0.01 * ent
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_shared_batched_sinkhorn_trains_exactly_like_separate_calls():
+    # Old path: every layer runs its own log-domain Sinkhorn twice a step (forward, entropy).
+    # New path: one batched call per shape and step, reused by both; same losses.
+    old = _losses_over_steps(shared=False, method="log")
+    for method in ("log", None):
+        torch.testing.assert_close(_losses_over_steps(shared=True, method=method), old,
+                                   rtol=1e-10, atol=1e-10)
+
+
+def test_shared_sinkhorn_runs_once_per_shape_and_clears(monkeypatch):
+    from wslib import nn as wnn
+    from wslib.models import WSCNN
+
+    calls = []
+    real = wnn.sinkhorn
+    monkeypatch.setattr(wnn, "sinkhorn", lambda logits, *a, **k: calls.append(logits.shape) or real(logits, *a, **k))
+    model = WSCNN(hidden=2, num_blocks=4, n_iter=3)
+    with wnn.shared_sinkhorn(model):
+        with wnn.shared_sinkhorn(model):  # nested: reuses the outer block's stacks
+            model(torch.randn(2, 1, 20, 20))
+        wnn.representation_losses(model)
+    # one call for the lifting stack (3, 25, 25), one for the three group stacks together
+    assert sorted(calls) == [torch.Size([3, 25, 25]), torch.Size([9, 100, 100])]
+    assert all(m._shared is None for m in model.modules() if isinstance(m, LearnedRepresentation))
+    reps = [m for m in model.modules() if isinstance(m, LearnedRepresentation)]
+    with wnn.shared_sinkhorn(model):
+        inside = [r() for r in reps]
+    for r, s in zip(reps, inside):
+        torch.testing.assert_close(r(), s)
+
+
+def test_compiled_training_step_gives_the_eager_losses(monkeypatch):
+    # TrainConfig(compile=True) captures the whole loss (forward, shared Sinkhorn,
+    # regularisers) as one graph; AOTAutograd captures its backward. The "aot_eager" backend
+    # checks that capture without inductor's code generation, which takes minutes on 2 cores.
+    from wslib import train as wtrain
+    from wslib.models import WSCNN
+
+    monkeypatch.setattr(wtrain, "COMPILE_BACKEND", "aot_eager")
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(40, 1, 16, 16, generator=g), torch.randint(0, 10, (40,), generator=g))
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    histories = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        model = WSCNN(hidden=2, num_blocks=3, n_iter=6, norm="batch")
+        cfg = dict(epochs=2, batch_size=16, lambda_ent=0.01, bn_recalibration=0, compile=compile,
+                   progress=False, device="cpu", snapshots=False)
+        histories.append(wtrain.train(model, data, None, cfg))
+    eager, compiled = histories
+    assert counters["stats"]["unique_graphs"] >= 1  # it was captured, not run eagerly
+    assert len(eager.train_loss) == 2
+    for key in ("train_loss", "norm", "ent"):
+        torch.testing.assert_close(getattr(compiled, key), getattr(eager, key), rtol=1e-5, atol=1e-6)

@@ -13,6 +13,8 @@ The two conv layers below do not know which of the two they were given.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,7 @@ __all__ = [
     "LiftingConv2d",
     "GroupConv2d",
     "representation_losses",
+    "shared_sinkhorn",
     "count_parameters",
 ]
 
@@ -91,10 +94,20 @@ class LearnedRepresentation(nn.Module):
         self.n_iter, self.fix_identity, self.temperature = n_iter, fix_identity, temperature
         n_learned = size - 1 if fix_identity else size
         self.logits = nn.Parameter(torch.rand(n_learned, dim, dim))
+        self.method: str | None = None  # Sinkhorn evaluation, see wslib.sinkhorn.log_sinkhorn
+        # Set only inside a `shared_sinkhorn` block: the learned matrices of this step.
+        self._shared: Tensor | None = None
+
+    def soft_stack(self) -> Tensor:
+        """The (|H|−1, d, d) learned matrices, sinkhorn(logits) ((|H|, d, d) without the
+        identity anchor); inside :func:`shared_sinkhorn`, the block's one computation of them."""
+        if self._shared is not None:
+            return self._shared
+        return sinkhorn(self.logits, self.n_iter, self.temperature, method=self.method)
 
     def forward(self) -> Tensor:
         """Returns the (|H|, d, d) stack: [I, sinkhorn(logits)...] or sinkhorn(logits)."""
-        soft = sinkhorn(self.logits, self.n_iter, self.temperature)
+        soft = self.soft_stack()
         if not self.fix_identity:
             return soft
         eye = torch.eye(self.dim, dtype=soft.dtype, device=soft.device).unsqueeze(0)
@@ -106,7 +119,7 @@ class LearnedRepresentation(nn.Module):
 
     def entropy_loss(self) -> Tensor:
         """The paper's entropy regulariser on the normalised learned matrices (scalar)."""
-        return entropy_loss(sinkhorn(self.logits, self.n_iter, self.temperature))
+        return entropy_loss(self.soft_stack())
 
     def extra_repr(self) -> str:
         return (
@@ -293,6 +306,40 @@ def representation_losses(model: nn.Module) -> tuple[Tensor, Tensor]:
         zero = next(model.parameters()).new_zeros(())
         return zero, zero
     return torch.stack(norm).sum(), torch.stack(ent).sum()
+
+
+@contextmanager
+def shared_sinkhorn(model: nn.Module) -> Iterator[None]:
+    """Within the block, every learned stack of ``model`` is normalised once, and once only.
+
+    On entry, the logits of all :class:`LearnedRepresentation` modules that share a shape and
+    Sinkhorn settings (d, n_iter, temperature, method, dtype, device) are concatenated and
+    normalised in *one* Sinkhorn call -- the four group layers' (3, 100, 100) logits of a WSCNN
+    become one (12, 100, 100) call -- and each module reuses its slice until the block ends:
+    the forward pass and the entropy regulariser of a training step share one computation
+    instead of running Sinkhorn twice per layer. The values are exactly those of calling each
+    module on its own; gradients flow back through the shared result. Re-entering the block
+    (nested) reuses the outer one's stacks. Parameters must not change inside the block.
+    """
+    reps = [m for m in model.modules() if isinstance(m, LearnedRepresentation)]
+    if any(r._shared is not None for r in reps):  # an enclosing block already computed them
+        yield
+        return
+    groups: dict[tuple, list[LearnedRepresentation]] = {}
+    for r in reps:
+        key = (r.dim, r.n_iter, float(r.temperature), r.method, r.logits.dtype, r.logits.device)
+        groups.setdefault(key, []).append(r)
+    try:
+        for (_, n_iter, tau, method, *_), members in groups.items():
+            logits = [r.logits for r in members]
+            soft = sinkhorn(torch.cat(logits) if len(logits) > 1 else logits[0], n_iter, tau,
+                            method=method)
+            for r, part in zip(members, soft.split([t.shape[0] for t in logits])):
+                r._shared = part
+        yield
+    finally:
+        for r in reps:
+            r._shared = None
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

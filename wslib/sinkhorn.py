@@ -130,6 +130,8 @@ def _resolve(x: Tensor, method: str | None) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     if method == "auto":
+        if torch.compiler.is_compiling():  # a captured graph takes the loop the compiler fuses
+            return "log"
         return "scaling" if _scaling_applies(x) else "log"
     if method == "scaling" and x.numel():
         spread = float(_spread(x).max())
@@ -161,7 +163,8 @@ def _prepare(logits: Tensor, n_iter: int, temperature: float, check_finite: bool
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0; got {temperature}")
     if check_finite is None:
-        check_finite = logits.device.type == "cpu"
+        # Never inside torch.compile: a data-dependent branch would split the captured graph.
+        check_finite = logits.device.type == "cpu" and not torch.compiler.is_compiling()
     if check_finite and not torch.isfinite(logits).all():
         raise ValueError("Sinkhorn logits contain NaN or infinite values")
     return logits / temperature if temperature != 1.0 else logits

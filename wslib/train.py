@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
-from .nn import LearnedRepresentation, representation_losses
+from .nn import LearnedRepresentation, representation_losses, shared_sinkhorn
 
 __all__ = [
     "TrainConfig",
@@ -52,6 +52,10 @@ __all__ = [
     "SharedKernelLayer",
     "reconstruction_objective",
 ]
+
+# What torch.compile turns the captured step into (TrainConfig.compile); the tests set
+# "aot_eager", which captures the same graphs without generating code.
+COMPILE_BACKEND = "inductor"
 
 # An objective maps (model, inputs, targets) to (scalar loss, logits or None); logits, when given,
 # are scored for accuracy against integer targets.
@@ -92,6 +96,10 @@ class TrainConfig:
         snapshots: record every learned stack after every epoch (and before the first).
         num_workers: DataLoader worker processes.
         progress: show a tqdm progress bar.
+        compile: capture each step's loss (forward and regularisers; AOTAutograd captures its
+            backward) with ``torch.compile`` -- ``mode="reduce-overhead"`` (CUDA graphs) on CUDA.
+            Same losses to float rounding; off by default, because on a CPU the first steps
+            spend minutes compiling and the steps after it are not faster (``wslib.bench``).
     """
 
     epochs: int = 10
@@ -110,9 +118,10 @@ class TrainConfig:
     snapshots: bool = True
     num_workers: int = 0
     progress: bool = True
+    compile: bool = False
 
     # Fields that may change between a run and its resumption without changing its result.
-    _RESUMABLE = ("epochs", "device", "checkpoint", "num_workers", "progress")
+    _RESUMABLE = ("epochs", "device", "checkpoint", "num_workers", "progress", "compile")
 
     def __post_init__(self) -> None:
         # Every field is checked against its annotation and its range, so a meaningless
@@ -341,6 +350,29 @@ def _normalization_only(model: nn.Module) -> Tensor:
     return torch.stack(terms).sum() if terms else next(model.parameters()).new_zeros(())
 
 
+def _step_loss(model: nn.Module, objective: Objective, x: Tensor, y: Tensor, lambda_norm: float,
+               lambda_ent: float) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """One step's (loss, task loss, norm, ent or None, logits). Inside ``shared_sinkhorn`` every
+    learned stack is normalised once -- same-shape stacks of all layers in one call -- and the
+    forward pass and the entropy regulariser share that result."""
+    with shared_sinkhorn(model):
+        task, logits = objective(model, x, y)
+        if lambda_ent > 0:
+            norm, ent = representation_losses(model)
+            return task + lambda_norm * norm + lambda_ent * ent, task, norm, ent, logits
+        # Without an entropy term it is logged once at the end of the epoch instead.
+        norm = _normalization_only(model)
+        return task + lambda_norm * norm, task, norm, None, logits
+
+
+def _adamw(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    # The fused kernel updates every parameter of a group in one pass (CPU and CUDA);
+    # capturable keeps its step count on the device, as CUDA-graph capture needs.
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(_param_groups(model, cfg), weight_decay=cfg.weight_decay,
+                             fused=fused or None, capturable=cfg.compile and device.type == "cuda")
+
+
 def classification_objective(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Cross-entropy of ``model(x)`` (B, classes) against integer labels y (B,)."""
     logits = model(x)
@@ -498,7 +530,7 @@ def train(
     if len(train_set) == 0:
         raise ValueError("the training set is empty")
     model.to(device)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=cfg.weight_decay)
+    optimizer = _adamw(model, cfg, device)
     history, start = History(), 0
 
     if cfg.checkpoint is not None and Path(cfg.checkpoint).exists():
@@ -515,7 +547,13 @@ def train(
     if cfg.snapshots and not history.snapshots:
         history.snapshots.append(learned_stacks(model))
 
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    # Static batch shapes: the ragged last batch is dropped (unless it is the only one).
+    drop_last = len(train_set) > cfg.batch_size
+    steps_per_epoch = len(train_set) // cfg.batch_size if drop_last else 1
+    step_loss = _step_loss
+    if cfg.compile:
+        step_loss = torch.compile(_step_loss, mode="reduce-overhead" if device.type == "cuda" else None,
+                                  backend=COMPILE_BACKEND)
     total_steps = max(steps_per_epoch * cfg.epochs, 1)
     first_hard = steps_per_epoch * cfg.harden_from
     hard_steps = max(total_steps - first_hard - 1, 1)
@@ -530,7 +568,7 @@ def train(
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
         _set_epoch(train_set, epoch)
         sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch)))
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last,
                             num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         model.train()
         # task loss·n, norm, ent, correct, steps before the first non-finite loss, seen one yet
@@ -544,15 +582,7 @@ def train(
                 tau = t_start * (t_end / t_start) ** min(max(frac, 0.0), 1.0)
                 set_temperature(model, tau)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            task, logits = objective(model, x, y)
-            if lambda_ent > 0:
-                norm, ent = representation_losses(model)
-                loss = task + cfg.lambda_norm * norm + lambda_ent * ent
-            else:
-                # Without an entropy term, skip the extra Sinkhorn pass that computing it costs;
-                # it is logged once at the end of the epoch instead.
-                norm, ent = _normalization_only(model), None
-                loss = task + cfg.lambda_norm * norm
+            loss, task, norm, ent, logits = step_loss(model, objective, x, y, cfg.lambda_norm, lambda_ent)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
