@@ -41,3 +41,20 @@ def test_every_public_function_and_class_has_a_docstring():
 
 def test_the_reference_is_in_the_table_of_contents():
     assert "file: book/api" in (ROOT / "_toc.yml").read_text()
+
+
+def test_chapter_links_to_the_reference_resolve():
+    # Chapters link a name's first mention as [`name`](#wslib.module.name); the target must be
+    # a documented public member of that module, or the book build warns (and -W fails).
+    import json
+    import re
+
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for target in re.findall(r"\]\(#(wslib\.[\w.]+)\)", "".join(cell["source"])):
+                module_name, member = target.rsplit(".", 1)
+                module = importlib.import_module(module_name)
+                assert member in getattr(module, "__all__", ()), f"{path.name}: {target}"
+                assert inspect.getdoc(getattr(module, member)), f"{path.name}: {target}"
