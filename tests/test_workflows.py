@@ -85,3 +85,10 @@ def test_make_test_runs_on_every_push_and_pull_request():
     assert "push" in test["on"] and "pull_request" in test["on"]
     assert test["on"]["push"] is None  # no branch filter: every branch
     assert any(run.strip() == "make test" for run in _run_steps(test))
+
+
+def test_the_readme_gives_the_published_address():
+    # GitHub Pages publishes https://github.com/OWNER/NAME at https://OWNER.github.io/NAME/.
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+    owner, name = url.split("/")[-2:]
+    assert f"https://{owner}.github.io/{name}/" in (ROOT / "README.md").read_text()
