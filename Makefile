@@ -17,10 +17,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Jupyter Book's execution cache re-runs only the notebooks whose code changed. It cannot see
-# the profile, the library or the recorded results the chapters read, so a change to any of
-# them empties it (the key is computed only when `book` runs).
-CACHE_KEY = $(shell { echo $(WSLIB_PROFILE); \
-	find wslib results checkpoints experiments/checkpoints -type f ! -name '*.pyc' 2>/dev/null \
+# the profile, the library, the pinned packages or the recorded results the chapters read, so a
+# change to any of them empties it (the key is computed only when `book` runs).
+CACHE_KEY = $(shell { echo $(WSLIB_PROFILE); find wslib results checkpoints \
+	experiments/checkpoints requirements.txt -type f ! -name '*.pyc' 2>/dev/null \
 	| LC_ALL=C sort | xargs sha1sum; } | sha1sum | cut -c1-16)
 
 book: $(STAMP)
