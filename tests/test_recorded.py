@@ -88,3 +88,49 @@ def test_offline_without_a_clone_names_the_file(tmp_path, monkeypatch):
 def test_the_repository_files_are_found_in_this_clone():
     p = recorded_path("results/ch6/orderings_batch.json", fetch=lambda url: b"")
     assert p == ROOT / "results" / "ch6" / "orderings_batch.json"
+
+
+def test_orderings_rows_flatten_runs_and_filter_settings():
+    doc = {"runs": [
+        {"setting": "rotated 0-360", "model": "gcnn", "seed": 1, "hidden": 8, "steps": 2814,
+         "wall_s": 600.0, "test_acc": 0.9712, "data": {"train": 60000}},
+        {"setting": "scaled 0.3-1.0", "model": "wscnn+ent", "test_acc": 0.5, "epochs": 15,
+         "data": {"train": 4000}},
+    ]}
+    rows = recorded.orderings_rows(doc, ["rotated 0-360"])
+    assert rows == [{"setting": "rotated 0-360", "model": "G-CNN", "channels": 8, "seed": 1,
+                     "train digits": 60000, "steps": 2814, "wall (min)": 10.0,
+                     "test acc. (%)": 97.12}]
+    assert recorded.orderings_rows(doc)[1]["model"] == "WSCNN + ent"
+    assert recorded.orderings_rows(doc)[1]["wall (min)"] is None
+    assert recorded.orderings_rows(doc)[1]["steps"] == 15 * 63  # 4,000 digits in batches of 64
+
+
+# The figures of recorded runs (wslib.viz): legible on the page, and bad input is refused.
+
+def _trace(n):
+    return {"title": "seed 0", "step": [235 * (i + 1) for i in range(n)],
+            "weight": [[0.3, 0.5, 0.8]] * n, "element": [["r90", "r²", "r270"]] * n}
+
+
+def test_emergence_and_goal_figures_stay_legible():
+    import matplotlib.pyplot as plt
+    from wslib import viz
+
+    for fig in (viz.plot_emergence([_trace(1), _trace(5), _trace(3), _trace(2)]),
+                viz.plot_goal_progress({"a": {"x": [1, 2], "weight": [[0.2] * 3, [0.8] * 3],
+                                              "element": [["e"] * 3, ["r", "r²", "r³"]]}}),
+                viz.plot_coefficient_grid(torch.full((7, 3, 4), 0.25),
+                                          [f"run {i}" for i in range(7)])):
+        assert viz.smallest_font_on_page(fig) >= 9.0
+        assert fig.get_figwidth() <= viz.PAGE_WIDTH_IN + 1e-9
+        plt.close(fig)
+
+
+def test_recorded_figures_refuse_bad_input():
+    from wslib import viz
+
+    with pytest.raises(ValueError, match="at least one run"):
+        viz.plot_emergence([])
+    with pytest.raises(ValueError, match="runs=2"):
+        viz.plot_coefficient_grid(torch.full((3, 3, 4), 0.25), ["a", "b"])

@@ -16,7 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -32,6 +32,8 @@ __all__ = [
     "recorded_path",
     "load_result",
     "load_checkpoint_file",
+    "MODEL_NAMES",
+    "orderings_rows",
 ]
 
 # The repository's address as _config.yml writes it (tests/test_recorded.py checks that the two
@@ -64,7 +66,8 @@ def raw_url(path: str, repository: str = REPOSITORY_URL, branch: str = BRANCH) -
     repo = repository.rstrip("/").removesuffix(".git")
     parts = repo[len(prefix):].split("/") if repo.startswith(prefix) else []
     if len(parts) != 2 or not all(parts):
-        raise ValueError(f"not a GitHub repository address (https://github.com/OWNER/NAME): {repository!r}")
+        raise ValueError("not a GitHub repository address (https://github.com/OWNER/NAME): "
+                         f"{repository!r}")
     rel = _relative(path)
     return f"https://raw.githubusercontent.com/{parts[0]}/{parts[1]}/{branch}/{rel}"
 
@@ -72,7 +75,8 @@ def raw_url(path: str, repository: str = REPOSITORY_URL, branch: str = BRANCH) -
 def _relative(path: str) -> str:
     rel = Path(path)
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise ValueError(f"a recorded file is named by its path inside the repository; got {path!r}")
+        raise ValueError("a recorded file is named by its path inside the repository; "
+                         f"got {path!r}")
     return rel.as_posix()
 
 
@@ -165,3 +169,36 @@ def load_checkpoint_file(path: str, fetch: Callable[[str], bytes] | None = None,
         return load_checkpoint(p)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
+
+
+# The model keys of experiments/orderings.py, as the book names the models.
+MODEL_NAMES = {"cnn": "CNN", "gcnn": "G-CNN", "wscnn": "WSCNN", "wscnn+ent": "WSCNN + ent"}
+
+
+def orderings_rows(doc: dict, settings: Sequence[str] | None = None) -> list[dict]:
+    """One flat row per run recorded by ``experiments/orderings.py`` (for a table).
+
+    Args:
+        doc: the loaded JSON (``{"runs": [...], ...}``), e.g. from :func:`load_result`.
+        settings: keep only runs of these settings (e.g. ``["rotated 0-360"]``); default all.
+
+    Returns:
+        dicts with ``setting``, ``model`` (the book's name, e.g. ``"G-CNN"``), ``channels``,
+        ``seed``, ``train digits``, ``steps`` (computed from epochs and batches of 64 for runs
+        recorded without it), ``wall (min)`` and ``test acc. (%)``, in the order the runs were
+        recorded.
+    """
+    rows = []
+    for r in doc.get("runs", []):
+        if settings is not None and r["setting"] not in settings:
+            continue
+        wall, train = r.get("wall_s"), r.get("data", {}).get("train")
+        steps = r.get("steps")
+        if steps is None and train and r.get("epochs"):  # early records: batches of 64
+            steps = r["epochs"] * -(-train // 64)
+        rows.append({"setting": r["setting"], "model": MODEL_NAMES.get(r["model"], r["model"]),
+                     "channels": r.get("hidden"), "seed": r.get("seed", 0),
+                     "train digits": train, "steps": steps,
+                     "wall (min)": None if wall is None else round(wall / 60, 1),
+                     "test acc. (%)": round(100 * r["test_acc"], 2)})
+    return rows

@@ -670,7 +670,7 @@ def plot_coefficient_grid(coefficients, row_labels: Sequence[str],
     ax.imshow(flat, cmap=MATRIX_CMAP, vmin=0.0, vmax=1.0, aspect="auto")
     for i in range(runs):
         for j in range(mats * g):
-            ax.text(j, i, f"{flat[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=9,
+            ax.text(j, i, f"{flat[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=10,
                     color="white" if flat[i, j] < 0.6 else "black")
     ax.set_xticks(range(mats * g), [tex_name for _ in range(mats) for tex_name in
                                     (f"${tex(e)}$" for e in element_names)])
