@@ -99,3 +99,25 @@ def test_forward_time_measures_both_paths():
     t_rebuild, t_cached = forward_time(ws, x, 3), forward_time(ws, x, 3, cached=True)
     assert t_rebuild > 0 and t_cached > 0
     assert not ws.training and ws.convs[0]._cache is not None  # the cache stays filled
+
+
+def test_any_weight_sharing_model_the_cifar_resnet():
+    # A ResNet with "same" padding, residual shortcuts and max-pools: the export finds every
+    # learned stack wherever it sits, and with C4 stacks the copy is an exact C4 network.
+    from wslib.models import cifar_wscnn
+
+    torch.manual_seed(3)
+    net = cifar_wscnn(width=4)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, LearnedRepresentation):
+                # k = 7 everywhere: 49-dimensional lifting stacks, 4·49 in the group layers.
+                exact = rotation_stack(7) if module.dim == 49 else shift_twist_stack(7)
+                module.logits.copy_(torch.log(0.8 * exact[1:] + 0.2 / module.dim))
+    net.eval()
+    exact = to_exact(net)
+    n_learned = sum(isinstance(m, LearnedRepresentation) for m in net.modules())
+    assert n_learned == 5 and not any(isinstance(m, LearnedRepresentation) for m in exact.modules())
+    x = torch.randn(2, 3, 32, 32)
+    assert group_equivariance_error(exact, x, cyclic(4)).max_error < 1e-5
+    assert group_equivariance_error(net, x, cyclic(4)).max_error > 1e-4
