@@ -66,6 +66,10 @@ Objective = Callable[[nn.Module, Tensor, Tensor], "tuple[Tensor, Tensor | None]"
 class TrainConfig:
     """Everything that decides a training run (and is checked when it resumes).
 
+    Every field is checked on construction: a value of the wrong type, a NaN or infinite
+    number, or one below the field's minimum (a learning rate <= 0, a negative epoch count, ...)
+    raises ``ValueError`` naming the field.
+
     Attributes:
         epochs: passes over the training data.
         batch_size: samples per step.
