@@ -99,6 +99,8 @@ def test_forward_time_measures_both_paths():
     t_rebuild, t_cached = forward_time(ws, x, 3), forward_time(ws, x, 3, cached=True)
     assert t_rebuild > 0 and t_cached > 0
     assert not ws.training and ws.convs[0]._cache is not None  # the cache stays filled
+    ticks = iter(range(100))
+    assert forward_time(ws, x, 3, clock=lambda: float(next(ticks))) == 1.0  # one tick per pass
 
 
 def test_any_weight_sharing_model_the_cifar_resnet():
