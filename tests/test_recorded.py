@@ -98,7 +98,7 @@ def test_orderings_rows_flatten_runs_and_filter_settings():
          "data": {"train": 4000}},
     ]}
     rows = recorded.orderings_rows(doc, ["rotated 0-360"])
-    assert rows == [{"setting": "rotated 0-360", "model": "G-CNN", "channels": 8, "seed": 1,
+    assert rows == [{"setting": "rotated 0-360", "model": "G-CNN", "width h": 8, "seed": 1,
                      "train digits": 60000, "steps": 2814, "wall (min)": 10.0,
                      "test acc. (%)": 97.12}]
     assert recorded.orderings_rows(doc)[1]["model"] == "WSCNN + ent"

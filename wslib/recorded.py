@@ -183,7 +183,8 @@ def orderings_rows(doc: dict, settings: Sequence[str] | None = None) -> list[dic
         settings: keep only runs of these settings (e.g. ``["rotated 0-360"]``); default all.
 
     Returns:
-        dicts with ``setting``, ``model`` (the book's name, e.g. ``"G-CNN"``), ``channels``,
+        dicts with ``setting``, ``model`` (the book's name, e.g. ``"G-CNN"``), ``width h``
+        (the group models' channels; the CNN has 2h),
         ``seed``, ``train digits``, ``steps`` (computed from epochs and batches of 64 for runs
         recorded without it), ``wall (min)`` and ``test acc. (%)``, in the order the runs were
         recorded.
@@ -197,7 +198,7 @@ def orderings_rows(doc: dict, settings: Sequence[str] | None = None) -> list[dic
         if steps is None and train and r.get("epochs"):  # early records: batches of 64
             steps = r["epochs"] * -(-train // 64)
         rows.append({"setting": r["setting"], "model": MODEL_NAMES.get(r["model"], r["model"]),
-                     "channels": r.get("hidden"), "seed": r.get("seed", 0),
+                     "width h": r.get("hidden"), "seed": r.get("seed", 0),
                      "train digits": train, "steps": steps,
                      "wall (min)": None if wall is None else round(wall / 60, 1),
                      "test acc. (%)": round(100 * r["test_acc"], 2)})
