@@ -64,3 +64,49 @@ def test_cli_errors_and_listing(capsys, tmp_path):
     assert reproduce.main(["rotated-mnist", "--task", "equivariant", "--results-dir", str(tmp_path)]) == 2
     assert "toy problems only" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_paper_scale_only_when_every_setting_is_the_papers():
+    paper = profiles.SETTINGS["paper"]
+    full = {"train_size": 60_000, "test_size": 10_000}
+    assert reproduce.is_paper_scale("mnist", paper, full, 100, 100)
+    assert not reproduce.is_paper_scale("mnist", paper, full, 99, 100)  # unfinished
+    assert not reproduce.is_paper_scale("mnist", paper, {"train_size": 5_000, "test_size": 1_000}, 100, 100)
+    assert not reproduce.is_paper_scale("mnist", dataclasses.replace(paper, mnist_hidden=8), full, 100, 100)
+    assert not reproduce.is_paper_scale("mnist", profiles.SETTINGS["quick"], full, 1, 1)
+
+
+def test_table1_asks_for_cuda_without_it_gives_a_message(capsys, tmp_path):
+    if reproduce.torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert reproduce.main(["table1", "--profile", "quick", "--device", "cuda",
+                           "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device" in err and "--device cpu" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_table1_quick_on_cpu_runs_eight_processes_and_resumes(tmp_path):
+    # The CI command: all eight runs of Table 1 (MNIST) as parallel processes, quick profile.
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "wslib.reproduce", "table1", "--profile", "quick", "--device", "cpu",
+           "--results-dir", str(tmp_path / "results"), "--checkpoint-dir", str(tmp_path / "ckpt")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=reproduce.REPO_ROOT)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    out = first.stdout
+    for exp, model, ent in reproduce.TABLE1_RUNS:
+        variant = model + (f"-ent{ent:g}" if ent else "")
+        assert f"[{exp} / {variant}] epoch 1/1" in out and "steps/s" in out
+        saved = json.loads((tmp_path / "results" / exp / f"{variant}_quick_seed0.json").read_text())
+        assert saved["paper_scale"] is False and saved["metrics"]["epochs_trained"] == 1
+        assert saved["provenance"]["dataset"]["train_size"] == 512
+        assert 0 <= saved["metrics"]["test_acc"] <= 1
+        assert ("note" in saved["provenance"]) == bool(ent)
+    assert "WSCNN + norm + ent" in out and "not at the paper's scale" in out
+    assert len(list((tmp_path / "ckpt").glob("*.pt"))) == 8
+    # A second call finds every run finished and only prints the table.
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=reproduce.REPO_ROOT)
+    assert second.returncode == 0 and second.stdout.count("already finished") == 8
+    assert "0 of 8 runs to train" in second.stdout

@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -35,7 +35,7 @@ from . import data as wdata
 from .analysis import closure, recovery
 from .models import CNN, GCNN, WSCNN, cifar_cnn, cifar_gcnn, cifar_wscnn
 from .nn import LearnedRepresentation, count_parameters
-from .profiles import PROFILES, ProfileSettings, current_profile, settings
+from .profiles import PROFILES, SETTINGS, ProfileSettings, current_profile, settings
 from .train import (
     History,
     SharedKernelLayer,
@@ -47,7 +47,8 @@ from .train import (
     train_restarts,
 )
 
-__all__ = ["EXPERIMENTS", "run_experiment", "toy_recipe", "toy_model", "write_result", "main"]
+__all__ = ["EXPERIMENTS", "TABLE1_RUNS", "run_experiment", "is_paper_scale", "run_table1", "toy_recipe",
+           "toy_model", "write_result", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,6 +183,7 @@ def run_experiment(
     checkpoint_dir: str | Path | None = "runs/checkpoints",
     progress: bool = True,
     task: str = "invariant",
+    callback: Callable[[int, History], None] | None = None,
 ) -> dict[str, Any]:
     """Train one model on one experiment at the scale of ``profile``; return the result record.
 
@@ -195,9 +197,12 @@ def run_experiment(
         device: default CUDA when present.
         checkpoint_dir: where to checkpoint (``None``: no checkpoints).
         task: labels of the toy problems, ``"invariant"`` or ``"equivariant"``.
+        callback: passed to :func:`wslib.train.train` (MNIST and CIFAR runs): called after
+            every epoch as ``callback(epoch, history)``.
 
     Returns:
         a JSON-serialisable dict: ``metrics``, ``provenance``, ``config``, ``history``.
+        ``paper_scale`` is true only when every setting is the paper's (:func:`is_paper_scale`).
     """
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
@@ -266,7 +271,7 @@ def run_experiment(
             torch.set_num_threads(threads)
         extra["restart_train_losses"] = [round(x, 5) for x in losses]
     else:
-        history: History = train(net, tr, te, cfg)
+        history: History = train(net, tr, te, cfg, callback=callback)
         device_name = _device_name(dev)
     wall = time.perf_counter() - t0
 
@@ -288,7 +293,7 @@ def run_experiment(
         "experiment": experiment,
         "model": variant,
         "profile": profile,
-        "paper_scale": profile == "paper",
+        "paper_scale": is_paper_scale(exp.kind, s, dataset, len(history), cfg.epochs),
         "seed": seed,
         "reported_in": exp.paper,
         "description": exp.description + (f" (θ = {theta:g}°)" if experiment == "partial-rotated-mnist" else ""),
@@ -312,6 +317,8 @@ def run_experiment(
             "profile_settings": s.as_dict(),
             "started_utc": started.isoformat(timespec="seconds"),
             "wall_time_s": round(wall, 2),
+            **({"note": f"lambda_ent = {lambda_ent:g} is our choice: the paper does not report the "
+                        "entropy weight of its '+ent' rows"} if lambda_ent and exp.kind != "toy" else {}),
             "train_seconds_per_epoch": [round(x, 3) for x in history.seconds],
             "command": "python -m wslib.reproduce " + " ".join(_cli_args(experiment, model, profile, seed,
                                                                              lambda_ent, theta, task)),
@@ -320,6 +327,20 @@ def run_experiment(
         "history": {k: v for k, v in history.as_dict().items() if k != "snapshots"},
     }
     return result
+
+
+# Full dataset sizes (train, test) that the paper trains and tests on.
+_FULL_SIZES = {"mnist": (60_000, 10_000), "cifar": (50_000, 10_000)}
+
+
+def is_paper_scale(kind: str, s: ProfileSettings, dataset: dict, epochs_trained: int, epochs: int) -> bool:
+    """Whether a finished run used every setting of the paper: the paper profile's settings
+    unchanged, the full training and test sets (MNIST 60,000 / 10,000, CIFAR-10 50,000 /
+    10,000), and all of its epochs trained."""
+    if s != SETTINGS["paper"] or epochs_trained != epochs or epochs_trained == 0:
+        return False
+    full = _FULL_SIZES.get(kind)
+    return full is None or (dataset.get("train_size"), dataset.get("test_size")) == full
 
 
 def _cli_args(experiment: str, model: str, profile: str, seed: int, lambda_ent: float,
@@ -362,6 +383,187 @@ def write_result(result: dict, results_dir: str | Path = REPO_ROOT / "results") 
     return path
 
 
+# --- Table 1 (MNIST) in one command: eight runs as parallel processes --------------------------
+
+# The "+ent" rows' weight: the paper does not report it; 0.01 is recorded as our choice.
+TABLE1_ENT = 0.01
+# (experiment, model, lambda_ent) of the paper's Table 1, MNIST part.
+TABLE1_RUNS: tuple[tuple[str, str, float], ...] = tuple(
+    (exp, model, ent) for exp in ("rotated-mnist", "scaled-mnist")
+    for model, ent in (("cnn", 0.0), ("gcnn", 0.0), ("wscnn", 0.0), ("wscnn", TABLE1_ENT)))
+# Test accuracy (%) the paper reports for the same rows (mean ± std over its seeds).
+TABLE1_PAPER = {
+    ("rotated-mnist", "cnn"): "98.48 ± .08", ("scaled-mnist", "cnn"): "99.30 ± .01",
+    ("rotated-mnist", "gcnn"): "98.96 ± .14", ("scaled-mnist", "gcnn"): "97.50 ± .15",
+    ("rotated-mnist", "wscnn"): "97.56 ± .07", ("scaled-mnist", "wscnn"): "99.27 ± .04",
+    ("rotated-mnist", f"wscnn-ent{TABLE1_ENT:g}"): "98.04 ± .11",
+    ("scaled-mnist", f"wscnn-ent{TABLE1_ENT:g}"): "99.24 ± .01",
+}
+_ROW_NAMES = {"cnn": "CNN", "gcnn": "GCNN (C4)", "wscnn": "WSCNN + norm",
+              f"wscnn-ent{TABLE1_ENT:g}": "WSCNN + norm + ent"}
+_PROGRESS = "WSLIB-PROGRESS "
+
+
+def _variant(model: str, lambda_ent: float) -> str:
+    return model + (f"-ent{lambda_ent:g}" if lambda_ent else "")
+
+
+def _result_path(results_dir: Path, experiment: str, variant: str, profile: str, seed: int) -> Path:
+    return Path(results_dir) / experiment / f"{variant}_{profile}_seed{seed}.json"
+
+
+def _progress_printer(steps_per_epoch: int, epochs: int) -> Callable[[int, History], None]:
+    """A train() callback that prints one machine-readable line per epoch (read by table1)."""
+
+    def report(epoch: int, history: History) -> None:
+        seconds = history.seconds[-1]
+        line = {"epoch": epoch, "epochs": epochs, "train_loss": history.train_loss[-1],
+                "test_acc": history.test_acc[-1], "seconds": seconds,
+                "steps_per_s": steps_per_epoch / seconds if seconds > 0 else None}
+        print(_PROGRESS + json.dumps(_json_safe(line)), flush=True)
+
+    return report
+
+
+def _finished(path: Path, s: ProfileSettings) -> dict | None:
+    """The result at ``path`` if it exists and finished every epoch of these settings."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    done = saved.get("metrics", {}).get("epochs_trained") == s.mnist_epochs
+    return saved if done and saved.get("provenance", {}).get("profile_settings") == s.as_dict() else None
+
+
+def run_table1(profile: str, device: str, seed: int = 0, jobs: int | None = None,
+               results_dir: str | Path = REPO_ROOT / "results",
+               checkpoint_dir: str | Path = REPO_ROOT / "runs" / "checkpoints",
+               out=None) -> dict[tuple[str, str], dict]:
+    """The MNIST rows of the paper's Table 1 -- CNN, GCNN, WSCNN, WSCNN + entropy on rotated and
+    on scaled digits -- as parallel processes at the scale of ``profile``.
+
+    Each run is ``python -m wslib.reproduce <experiment> --model ...`` in its own process, with
+    its own atomic checkpoint (rerunning resumes every unfinished run where it stopped; a run
+    whose result file is complete for these settings is not rerun) and its own provenance JSON.
+    One progress line per run and epoch is printed as it arrives, then the table.
+
+    Args:
+        profile: ``quick`` ... ``paper`` (:mod:`wslib.profiles`).
+        device: ``"cpu"`` or ``"cuda"``; all runs share it (one GPU holds all eight).
+        jobs: processes at once (default: all eight on CUDA, one per CPU core on a CPU).
+        out: where to print (default stdout).
+
+    Returns:
+        ``{(experiment, variant): result dict}`` of every run that finished.
+    """
+    import threading
+
+    out = out or sys.stdout
+    s = settings(profile)
+    n_runs = len(TABLE1_RUNS)
+    cores = os.cpu_count() or 1
+    jobs = max(1, min(n_runs, jobs or (n_runs if device == "cuda" else cores)))
+    # CPU threads per process: the cores shared out, so parallel runs do not oversubscribe.
+    threads = max(1, cores // jobs)
+    results: dict[tuple[str, str], dict] = {}
+    pending = []
+    for exp, model, ent in TABLE1_RUNS:
+        variant = _variant(model, ent)
+        saved = _finished(_result_path(Path(results_dir), exp, variant, profile, seed), s)
+        if saved is not None:
+            results[(exp, variant)] = saved
+            print(f"[{exp} / {variant}] already finished ({saved['metrics']['epochs_trained']} epochs)",
+                  file=out, flush=True)
+        else:
+            pending.append((exp, model, ent, variant))
+    steps = (s.mnist_train_size or _FULL_SIZES["mnist"][0]) // s.mnist_batch_size
+    print(f"table1: {len(pending)} of {n_runs} runs to train, profile {profile}, device {device}, "
+          f"{jobs} at a time, {threads} CPU thread(s) each; {s.mnist_epochs} epochs of "
+          f"~{steps} steps", file=out, flush=True)
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def run_one(exp: str, model: str, ent: float, variant: str) -> None:
+        cmd = [sys.executable, "-m", "wslib.reproduce", exp, "--model", model, "--profile", profile,
+               "--seed", str(seed), "--device", device, "--results-dir", str(results_dir),
+               "--checkpoint-dir", str(checkpoint_dir), "--no-progress", "--progress-lines"]
+        if ent:
+            cmd += ["--lambda-ent", f"{ent:g}"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "WSLIB_TORCH_THREADS": str(threads)}
+        tag, tail = f"[{exp} / {variant}]", []
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=REPO_ROOT, env=env)
+        for line in proc.stdout:
+            if line.startswith(_PROGRESS):
+                p = json.loads(line[len(_PROGRESS):])
+                rate = (f", {p['seconds']:.1f} s, {p['steps_per_s']:.1f} steps/s with evaluation"
+                        if p.get("steps_per_s") else "")
+                acc = f"{p['test_acc']:.4f}" if p.get("test_acc") is not None else "-"
+                with lock:
+                    print(f"{tag} epoch {p['epoch']}/{p['epochs']}: train loss {p['train_loss']:.4f}, "
+                          f"test accuracy {acc}{rate}", file=out, flush=True)
+            else:
+                tail = (tail + [line.rstrip()])[-15:]
+        if proc.wait() != 0:
+            with lock:
+                failures.append(f"{tag} exited with status {proc.returncode}:\n  " + "\n  ".join(tail))
+            return
+        saved = _finished(_result_path(Path(results_dir), exp, variant, profile, seed), s)
+        if saved is None:
+            with lock:
+                failures.append(f"{tag} finished without a complete result file")
+            return
+        results[(exp, variant)] = saved
+
+    queue = list(pending)
+    workers = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                item = queue.pop(0)
+            run_one(*item)
+
+    for _ in range(min(jobs, len(pending))):
+        t = threading.Thread(target=worker, daemon=True)
+        t.start()
+        workers.append(t)
+    for t in workers:
+        t.join()
+    print(file=out)
+    print(format_table1(results, profile), file=out, flush=True)
+    for failure in failures:
+        print(f"error: {failure}", file=out, flush=True)
+    return results
+
+
+def format_table1(results: dict[tuple[str, str], dict], profile: str) -> str:
+    """The table: test accuracy (%) of every run, next to the paper's."""
+    lines = [f"Table 1 (MNIST), profile {profile}: test accuracy %, ours (paper's)",
+             f"{'model':<22} {'rotated MNIST':>24} {'scaled MNIST':>24}"]
+    all_paper = True
+    for variant, name in _ROW_NAMES.items():
+        cells = []
+        for exp in ("rotated-mnist", "scaled-mnist"):
+            r = results.get((exp, variant))
+            ours = "not run" if r is None else f"{100 * r['metrics']['test_acc']:.2f}"
+            all_paper = all_paper and r is not None and r.get("paper_scale") is True
+            cells.append(f"{ours} ({TABLE1_PAPER[(exp, variant)]})")
+        lines.append(f"{name:<22} {cells[0]:>24} {cells[1]:>24}")
+    lines.append("every run at the paper's scale (paper_scale: true)" if all_paper else
+                 "not at the paper's scale: these numbers are not comparable with the paper's")
+    return "\n".join(lines)
+
+
+def _cuda_missing(device: str | None) -> str | None:
+    if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
+        return (f"--device {device} was asked for, but torch {torch.__version__} sees no CUDA "
+                "device on this machine; use --device cpu")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line ``python -m wslib.reproduce`` (``argv``: its arguments, default
     ``sys.argv[1:]``); returns the exit status: 0 on success, 2 for bad arguments or a
@@ -381,16 +583,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=str(REPO_ROOT / "results"))
     parser.add_argument("--checkpoint-dir", default=str(REPO_ROOT / "runs" / "checkpoints"))
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="table1: runs at once (default: all on CUDA, one per core on a CPU)")
+    parser.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     args = parser.parse_args(argv)
     if args.list or not args.experiment:
+        print(f"{'table1':24s} the MNIST rows of Table 1 (8 runs, parallel processes)")
         for e in EXPERIMENTS.values():
             print(f"{e.name:24s} models: {', '.join(e.models):16s} {e.paper:16s} {e.description}")
         return 0
+    missing = _cuda_missing(args.device)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
+    if os.environ.get("WSLIB_TORCH_THREADS"):  # set by table1 for each of its processes
+        torch.set_num_threads(int(os.environ["WSLIB_TORCH_THREADS"]))
+    if args.experiment == "table1":
+        try:
+            done = run_table1(args.profile or current_profile(), args.device or str(default_device()),
+                              args.seed, args.jobs, args.results_dir, args.checkpoint_dir)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0 if len(done) == len(TABLE1_RUNS) else 1
+    callback = None
+    if args.progress_lines and args.experiment in EXPERIMENTS and EXPERIMENTS[args.experiment].kind == "mnist":
+        s = settings(args.profile)
+        callback = _progress_printer((s.mnist_train_size or _FULL_SIZES["mnist"][0]) // s.mnist_batch_size,
+                                     s.mnist_epochs)
     try:
         result = run_experiment(args.experiment, args.model, args.profile, args.seed, args.lambda_ent,
                                 args.theta, args.device, args.checkpoint_dir, not args.no_progress,
-                                args.task)
+                                args.task, callback=callback)
     except ValueError as err:  # bad arguments or a missing dataset: say so, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
