@@ -447,8 +447,9 @@ def recalibrate_batch_norm(model: nn.Module, data, batches: int, batch_size: int
         m.momentum = None
     model.train()
     try:
-        for x, _ in DataLoader(dataset, batch_size=batch_size, sampler=sampler):
-            model(x.to(device, non_blocking=True))
+        with shared_sinkhorn(model):  # the weights do not change here: one Sinkhorn for all batches
+            for x, _ in DataLoader(dataset, batch_size=batch_size, sampler=sampler):
+                model(x.to(device, non_blocking=True))
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
