@@ -13,6 +13,7 @@ from wslib.train import (
     TrainingDiverged,
     classification_objective,
     load_checkpoint,
+    predict,
     recalibrate_batch_norm,
     reconstruction_objective,
     save_checkpoint,
@@ -337,3 +338,22 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
         assert torch.equal(tensor, b["model"][name]), name
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "norm", "ent"):
         assert a["history"][key] == b["history"][key], key
+
+
+def test_predict_is_the_eval_mode_forward_in_batches_and_keeps_the_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    model.train()
+    for _ in range(3):  # move the running statistics away from their initial values
+        model(torch.randn(16, 4) * 3 + 1)
+    x = torch.randn(10, 4)
+    out = predict(model, x, batch_size=3)  # batches of 3, 3, 3, 1
+    assert model.training, "predict must leave the model in the mode it found it in"
+    assert out.device.type == "cpu" and not out.requires_grad
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+    # In training mode batch norm would use each batch's statistics: a different answer.
+    assert torch.allclose(out, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(model, x, batch_size=0)

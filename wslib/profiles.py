@@ -123,7 +123,7 @@ SETTINGS: dict[str, ProfileSettings] = {
     ),
     "tutorial": ProfileSettings(
         name="tutorial", mnist_source="auto", mnist_train_size=4_000, mnist_test_size=1_000,
-        mnist_epochs=10, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=8, mnist_norm="batch",
+        mnist_epochs=5, mnist_batch_size=64, mnist_lr=1e-2, mnist_hidden=8, mnist_norm="batch",
         cifar_train_size=5_000, cifar_test_size=1_000, cifar_epochs=5, cifar_batch_size=128,
         cifar_width=16, cifar_lr=1e-3, cifar_rep_lr=1e-2,
         toy_samples=1024, toy_epochs=60, toy_ablation_epochs=40, toy_restarts=3,

@@ -40,6 +40,7 @@ __all__ = [
     "train",
     "train_restarts",
     "evaluate",
+    "predict",
     "recalibrate_batch_norm",
     "seed_everything",
     "default_device",
@@ -488,6 +489,25 @@ def evaluate(model: nn.Module, data, objective: Objective = classification_objec
     if n == 0:
         raise ValueError("cannot evaluate on an empty dataset")
     return float(loss_sum) / n, (float(correct) / n if scored else math.nan)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
+    """The outputs of ``model`` (in eval mode, no gradients) for the inputs ``x``, on the CPU.
+
+    The inputs go to the model's device in batches of ``batch_size`` and the outputs come back,
+    so code that reads them works alike for a model trained on a GPU or on the CPU. The model is
+    left in the mode it was in.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(chunk.to(device)).cpu() for chunk in x.split(batch_size)])
+    finally:
+        model.train(was_training)
 
 
 def train(
