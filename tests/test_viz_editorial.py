@@ -64,3 +64,30 @@ def test_wide_helpers_fit_the_page_with_legible_text():
     stack = viz.plot_stack(torch.eye(4).expand(6, 4, 4))
     assert stack.get_figwidth() <= viz.PAGE_WIDTH_IN + 1e-9
     plt.close("all")
+
+
+def test_coefficient_grid_stretches_colours_to_the_data_and_adds_a_colour_bar():
+    coefficients = torch.tensor([[[0.19, 0.25, 0.19, 0.37]], [[0.25, 0.25, 0.25, 0.25]]])
+    fig = viz.plot_coefficient_grid(coefficients, ["a", "b"])
+    image = fig.axes[0].images[0]
+    assert image.get_clim() == pytest.approx((0.19, 0.37))  # the data's range, not [0, 1]
+    assert any(ax.get_ylabel() == "coefficient" for ax in fig.axes[1:])  # the colour bar
+    colors = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
+    assert colors[".19"] != colors[".37"]  # dark and light cells get contrasting text
+    fixed = viz.plot_coefficient_grid(coefficients, ["a", "b"], vmin=0.0, vmax=1.0)
+    assert fixed.axes[0].images[0].get_clim() == (0.0, 1.0)
+    plt.close("all")
+
+
+def test_coefficients_mark_highlighted_elements_whatever_the_bar_height():
+    coefficients = torch.zeros(3, 8)
+    coefficients[0, 1] = coefficients[1, 2] = coefficients[2, 3] = 1.0
+    fig = viz.plot_coefficients(coefficients, cyclic(8).element_names, highlight=[0, 1, 2, 3],
+                                columns=3)
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert len(axes) == 3 and len({ax.get_position().y0 for ax in axes}) == 1  # one row
+    for ax in axes:
+        assert len(ax.patches) == 8 + 4  # eight bars, four bands behind the sampled elements
+        labels = [t.get_color() for t in ax.get_xticklabels()]
+        assert labels[0] == labels[3] != labels[4]  # e (bar height 0) is marked, r⁴ is not
+    plt.close("all")

@@ -122,7 +122,8 @@ def plot_matrix(ax, matrix, title: str | None = None, vmin: float = 0.0, vmax: f
 
 
 def plot_stack(stack, titles: Sequence[str] | None = None, suptitle: str | None = None,
-               vmin: float = 0.0, vmax: float = 1.0, panel_size: float = 2.2, axes=None):
+               vmin: float = 0.0, vmax: float = 1.0, panel_size: float = 2.2, axes=None,
+               colorbar_shrink: float = 0.8):
     """Draw a stack of matrices side by side, one panel each, with a shared colour bar.
 
     Args:
@@ -130,6 +131,9 @@ def plot_stack(stack, titles: Sequence[str] | None = None, suptitle: str | None 
         titles: one title per panel (default ``R_1 .. R_n``).
         suptitle: a title for the whole row.
         axes: optional sequence of n axes to draw into (else a new figure is made).
+        colorbar_shrink: the colour bar's height as a fraction of the panels' slots (lower it
+            when the slots are taller than the square panels, so that the bar is no taller
+            than the matrices it describes).
 
     Returns:
         the matplotlib figure.
@@ -144,7 +148,7 @@ def plot_stack(stack, titles: Sequence[str] | None = None, suptitle: str | None 
     fig = axes[0].figure
     for ax, mat, title in zip(axes, s, titles):
         im = plot_matrix(ax, mat, title, vmin, vmax)
-    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    fig.colorbar(im, ax=list(axes), shrink=colorbar_shrink)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -278,7 +282,8 @@ def draw_sinkhorn(ax_matrix, ax_sums, logits, tau: float, n_iter: int) -> None:
 
 def plot_stack_vs_group(learned, exact, learned_titles: Sequence[str] | None = None,
                         exact_titles: Sequence[str] | None = None, suptitle: str | None = None,
-                        panel_size: float = 2.0):
+                        panel_size: float = 2.0,
+                        row_labels: Sequence[str] = ("learned", "exact group")):
     """A learned stack (top row) above the exact group matrices it should match (bottom row).
 
     Args:
@@ -287,6 +292,8 @@ def plot_stack_vs_group(learned, exact, learned_titles: Sequence[str] | None = N
             matrix's nearest element, from :func:`wslib.analysis.recovery`).
         learned_titles, exact_titles: panel titles (defaults ``learned R_1..R_n`` /
             ``exact P_1..P_n``, numbered from 1 as in :func:`plot_stack`).
+        row_labels: the labels of the top and bottom rows (e.g. ``("soft", "snapped")`` for
+            matrices that were not learned).
 
     Returns:
         the matplotlib figure (both rows on the [0, 1] matrix colour scale).
@@ -302,8 +309,8 @@ def plot_stack_vs_group(learned, exact, learned_titles: Sequence[str] | None = N
     for i in range(n):
         im = plot_matrix(axes[0, i], a[i], lt[i])
         plot_matrix(axes[1, i], b[i], et[i])
-    axes[0, 0].set_ylabel("learned")
-    axes[1, 0].set_ylabel("exact group")
+    axes[0, 0].set_ylabel(row_labels[0])
+    axes[1, 0].set_ylabel(row_labels[1])
     fig.colorbar(im, ax=axes, shrink=0.8, label="entry")
     if suptitle:
         fig.suptitle(suptitle)
@@ -376,7 +383,7 @@ def plot_history(history, title: str | None = None, regularisers: bool = False):
 def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
                       row_names: Sequence[str] | None = None, threshold: float | None = 0.9,
                       suptitle: str | None = None, highlight: Sequence[int] | None = None,
-                      columns: int | None = None):
+                      columns: int | None = None, highlight_label: str = "sampled"):
     """Bars of convex coefficients: one panel per learned matrix, one bar per group element.
 
     Args:
@@ -384,8 +391,11 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
         element_names: x tick labels (the group's elements).
         row_names: one panel title per learned matrix.
         threshold: draw a dashed line at this weight (``None``: no line).
-        highlight: group elements to colour differently (e.g. the ones the data sampled).
+        highlight: group elements to mark (e.g. the ones the data sampled): each gets a light
+            orange band behind its bar and an orange tick label, visible whatever the bar's
+            height, and the figure a legend entry ``highlight_label``.
         columns: panels per row (default: as many as fit the page's width).
+        highlight_label: the legend's name for the marked elements.
 
     Returns:
         the matplotlib figure.
@@ -403,21 +413,29 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
     size = _page_size(panel_width * cols + 0.4, 2.3 * nrows + 0.5)
     fig, axes = plt.subplots(nrows, cols, figsize=size, squeeze=False, sharey=True,
                              layout="constrained")
-    marked = set(highlight) if highlight is not None else set()
+    marked = sorted({int(j) for j in highlight}) if highlight is not None else []
+    band = {"color": "tab:orange", "alpha": 0.2, "lw": 0}
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
             continue
-        colors = ["tab:orange" if j in marked else "tab:blue" for j in range(g)]
-        ax.bar(range(g), w[i], color=colors)
+        for j in marked:  # marked independently of the bar: a zero bar still shows its band
+            ax.axvspan(j - 0.5, j + 0.5, zorder=0, **band)
+        ax.bar(range(g), w[i], color="tab:blue", zorder=2)
         if threshold is not None:
-            ax.axhline(threshold, color="0.3", ls="--", lw=1)
+            ax.axhline(threshold, color="0.3", ls="--", lw=1, zorder=3)
         ax.set_xticks(range(g), names)
+        for j in marked:
+            ax.get_xticklabels()[j].set(color="tab:orange", fontweight="bold")
         ax.set(ylim=(0, 1.05), title=rows[i])
         if i % cols == 0:
             ax.set_ylabel("coefficient")
         if i >= n - cols:
             ax.set_xlabel("group element")
+    if marked:
+        handles = [plt.matplotlib.patches.Patch(label=highlight_label, **band),
+                   plt.matplotlib.patches.Patch(color="tab:blue", label="coefficient")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=2)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -516,16 +534,20 @@ def plot_snap_sweep(noise, recovered, identified, gaps, title: str | None = None
     if g.ndim != 2 or g.shape[0] != len(x):
         raise ValueError(f"gaps must have shape (levels, trials) = ({len(x)}, T); got {g.shape}")
     fig, axes = plt.subplots(1, 2, figsize=_page_size(7.6, 3.0), layout="constrained")
-    axes[0].plot(x, _numpy(recovered), marker="o", ms=3, label="snap = exact elements")
-    axes[0].plot(x, _numpy(identified), marker="s", ms=3, ls="--", label="named correctly")
+    # The two curves often coincide: the solid one is drawn wider, with large open markers, so
+    # that it shows around the dashed one on top of it.
+    axes[0].plot(x, _numpy(recovered), marker="o", ms=7, mfc="none", mew=1.5, lw=3.5,
+                 alpha=0.6, label="snap = exact elements")
+    axes[0].plot(x, _numpy(identified), marker="s", ms=3, ls="--", lw=1.5, color="tab:orange",
+                 label="named correctly")
     axes[0].set(xlabel="noise weight", ylabel="fraction of trials", ylim=(-0.05, 1.05),
                 title="snapping and naming")
-    axes[0].legend(loc="lower left", fontsize=9)
+    axes[0].legend(loc="lower left")
     axes[1].fill_between(x, g.min(axis=1), g.max(axis=1), alpha=0.3, label="range over trials")
     axes[1].plot(x, g.mean(axis=1), color="tab:blue", label="mean")
     axes[1].set(xlabel="noise weight", ylabel=r"snap gap $\|R-P\|_F/\sqrt{d}$",
                 title="distance to the snapped permutation")
-    axes[1].legend(loc="upper left", fontsize=9)
+    axes[1].legend(loc="upper left")
     if title:
         fig.suptitle(title)
     return fig
@@ -644,7 +666,8 @@ __all__ += ["plot_emergence", "plot_goal_progress"]
 
 def plot_coefficient_grid(coefficients, row_labels: Sequence[str],
                           element_names: Sequence[str] = ("e", "r", "r²", "r³"),
-                          title: str | None = None):
+                          title: str | None = None, vmin: float | None = None,
+                          vmax: float | None = None):
     """Convex coefficients of several lifting stacks as one annotated grid.
 
     One row per stack (e.g. per recorded run), one block of columns per learned matrix
@@ -655,9 +678,13 @@ def plot_coefficient_grid(coefficients, row_labels: Sequence[str],
         coefficients: (runs, matrices, |G|) convex coefficients, each row summing to 1.
         row_labels: one label per run.
         element_names: the group's elements (columns within each block).
+        vmin, vmax: the colour range (default: the data's smallest and largest coefficient,
+            so that differences within a narrow range such as 0.2-0.4 stay visible; the
+            colour bar says which range it is). Pass 0 and 1 to compare with other figures.
 
     Returns:
-        the matplotlib figure (coefficients on the [0, 1] matrix colour scale).
+        the matplotlib figure, with a colour bar; each number is printed in black or white,
+        whichever stands out against its cell.
     """
     c = _numpy(coefficients).astype(float)
     if c.ndim != 3 or c.shape[0] != len(row_labels) or c.shape[2] != len(element_names):
@@ -665,13 +692,19 @@ def plot_coefficient_grid(coefficients, row_labels: Sequence[str],
                          f"{len(element_names)}); got {c.shape}")
     runs, mats, g = c.shape
     flat = c.reshape(runs, mats * g)
-    size = _page_size(2.6 + 0.42 * mats * g, 1.1 + 0.36 * runs)
+    lo = float(np.nanmin(flat)) if vmin is None else float(vmin)
+    hi = float(np.nanmax(flat)) if vmax is None else float(vmax)
+    if hi <= lo:  # constant data: centre it in a range of 0.1
+        lo, hi = lo - 0.05, hi + 0.05
+    size = _page_size(3.3 + 0.42 * mats * g, 1.1 + 0.36 * runs)
     fig, ax = plt.subplots(figsize=size, layout="constrained")
-    ax.imshow(flat, cmap=MATRIX_CMAP, vmin=0.0, vmax=1.0, aspect="auto")
+    im = ax.imshow(flat, cmap=MATRIX_CMAP, vmin=lo, vmax=hi, aspect="auto")
     for i in range(runs):
         for j in range(mats * g):
+            r, gr, b, _ = im.cmap(im.norm(flat[i, j]))
+            light = 0.299 * r + 0.587 * gr + 0.114 * b > 0.5  # perceived brightness of the cell
             ax.text(j, i, f"{flat[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=10,
-                    color="white" if flat[i, j] < 0.6 else "black")
+                    color="black" if light else "white")
     ax.set_xticks(range(mats * g), [tex_name for _ in range(mats) for tex_name in
                                     (f"${tex(e)}$" for e in element_names)])
     ax.set_yticks(range(runs), row_labels)
@@ -681,6 +714,7 @@ def plot_coefficient_grid(coefficients, row_labels: Sequence[str],
     top.set_xticks([m * g + (g - 1) / 2 for m in range(mats)],
                    [f"$R_{{{m + 1}}}$" for m in range(mats)])
     top.tick_params(length=0)
+    fig.colorbar(im, ax=ax, label="coefficient", pad=0.02, aspect=max(4, 4 * runs))
     if title:
         ax.set_title(title)
     return fig
