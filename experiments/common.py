@@ -72,5 +72,5 @@ def c4_recovery(stack: torch.Tensor) -> dict[str, Any]:
 
 
 def reached_goal(rec: dict[str, Any], threshold: float = 0.7) -> bool:
-    """The issue's goal: R1, R2, R3 cover r90, r180, r270 (in any order), each weight ≥ threshold."""
+    """The emergence goal: R1, R2, R3 cover r90, r180, r270 (in any order), each weight ≥ threshold."""
     return sorted(rec["element"]) == ["r180", "r270", "r90"] and min(rec["weight"]) >= threshold

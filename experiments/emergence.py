@@ -9,7 +9,7 @@ matrix's nearest C4 rotation and its convex weight -- every 235 steps, and the r
 
 Results: ``results/ch5/emergence/<run>.json`` (rewritten after every quarter pass, with
 provenance); checkpoints: ``experiments/checkpoints/emergence_<run>.pt`` (committed, so that a
-later session on another machine resumes the run).
+later run on another machine resumes it).
 
 Usage:
     python experiments/emergence.py --run bn_lr0.1_seed0 [--steps 20000] [--threads 1]

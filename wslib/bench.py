@@ -175,7 +175,7 @@ def training_step_benchmarks(device: torch.device, min_time: float, batch=64, ba
 
 
 def ratios(t: dict[str, float]) -> list[tuple[str, float, str]]:
-    """(label, value, goal) for the issue's figures, from the medians of one device."""
+    """(label, value, goal) per reported ratio, from the medians of one device."""
     out = [
         ("ws fwd+bwd / conv2d fwd+bwd", t["ws layer fwd+bwd"] / t["conv2d fwd+bwd (floor)"], "<= 1.3 GPU"),
         ("ws eval fwd / conv2d fwd", t["ws layer eval fwd (cached)"] / t["conv2d eval fwd (floor)"], "<= 1.05"),
