@@ -34,7 +34,7 @@ from wslib.train import TrainConfig, seed_everything, train  # noqa: E402
 SETTINGS = {
     "rotated 0-360": (dict(kind="rotated", angle_range=(0.0, 360.0)), ["cnn", "gcnn", "wscnn", "wscnn+ent"]),
     "scaled 0.3-1.0": (dict(kind="scaled"), ["cnn", "gcnn", "wscnn", "wscnn+ent"]),
-    "rotated 0-180": (dict(kind="rotated", angle_range=(0.0, 180.0)), ["cnn", "gcnn", "wscnn"]),
+    "rotated 0-180": (dict(kind="rotated", angle_range=(0.0, 180.0)), ["cnn", "gcnn", "wscnn", "wscnn+ent"]),
     "rotated 0-90": (dict(kind="rotated", angle_range=(0.0, 90.0)), ["cnn", "gcnn", "wscnn"]),
     "rotated classes 0-4 only": (dict(kind="rotated", angle_range=(0.0, 360.0), classes=[0, 1, 2, 3, 4]),
                                  ["cnn", "gcnn", "wscnn"]),
@@ -46,6 +46,12 @@ def datasets(spec: dict, data):
     kind = spec.pop("kind")
     build = rotated_mnist if kind == "rotated" else scaled_mnist
     return build(data=data, seed=0, **spec)
+
+
+def steps_taken(checkpoint: Path) -> int:
+    """Optimiser steps behind a checkpoint, as AdamW counted them (not a formula)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["optimizer"]["state"]
+    return int(next(iter(state.values()))["step"])
 
 
 def model_for(name: str, hidden: int, norm: str) -> torch.nn.Module:
@@ -103,7 +109,7 @@ def main() -> None:
                    "params": count_parameters(model),
                    "data": {"source": source, "train": len(train_set), "test": len(test_set)},
                    "epochs": args.epochs, "hidden": args.hidden,
-                   "steps": args.epochs * -(-len(train_set) // 64),
+                   "steps": steps_taken(ck) if ck is not None else args.epochs * (len(train_set) // 64),
                    "test_acc": round(hist.test_acc[-1], 4),
                    "test_acc_per_epoch": [round(a, 4) for a in hist.test_acc],
                    "wall_s": round(sum(hist.seconds), 1),
