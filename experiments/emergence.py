@@ -46,6 +46,10 @@ RUNS = {
     # The paper's recipe (Θ lr 1e-2, per-sample layer norm) at the same width and depth.
     "paper_recipe_seed0": dict(label="WSCNN-8, layer norm, Θ lr 1e-2 (the paper's recipe)",
                                norm="layer", rep_lr=1e-2, seed=0),
+    "paper_recipe_seed1": dict(label="WSCNN-8, layer norm, Θ lr 1e-2 (the paper's recipe)",
+                               norm="layer", rep_lr=1e-2, seed=1),
+    "paper_recipe_seed2": dict(label="WSCNN-8, layer norm, Θ lr 1e-2 (the paper's recipe)",
+                               norm="layer", rep_lr=1e-2, seed=2),
 }
 
 
