@@ -114,3 +114,43 @@ def test_plots_of_learned_stacks_and_runs():
     fig = viz.plot_history(h, title="run", regularisers=True)
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "regularisers"]
     plt.close("all")
+
+
+# --- Rows agreeing with a group permutation ---------------------------------------------------
+
+from wslib.analysis import row_agreement  # noqa: E402
+
+
+def test_rotation_stack_rows_follow_numpys_rot90():
+    # The published animation of the paper's run is read with np.rot90 on the row-major 5×5
+    # index grid; the row maxima of rotation_stack(5)[r] are exactly those indices.
+    import numpy as np
+
+    idx = np.arange(25).reshape(5, 5)
+    for r, m in enumerate(rotation_stack(5)):
+        assert m.argmax(1).tolist() == np.rot90(idx, r).reshape(-1).tolist()
+
+
+def test_row_agreement_of_exact_soft_and_partial_rotations():
+    rots = rotation_stack(5)
+    uniform = torch.full((25, 25), 1 / 25)
+    soft = 0.3 * rots[2] + 0.7 * uniform  # weight 0.3 only, but every row's maximum follows r180
+    partial = rots[3].clone()
+    partial[:4] = rots[1][:4]  # four rows follow r90, the other 21 r270
+    res = row_agreement(torch.stack([rots[1], soft, partial]), rots[1:], ["r90", "r180", "r270"])
+    assert res.element == [0, 1, 2] and res.names == ["r90", "r180", "r270"]
+    assert res.rows_agreeing == [25, 25, 21] and res.rows == 25
+    # against the whole group the identity shares the centre pixel with every rotation only
+    assert row_agreement(rots[0], rots).rows_agreeing == [25]
+
+
+def test_row_agreement_rejects_what_it_cannot_read():
+    rots = rotation_stack(5)
+    with pytest.raises(ValueError, match="permutation"):
+        row_agreement(rots[1], torch.full((2, 25, 25), 1 / 25))
+    with pytest.raises(ValueError, match="differ in size"):
+        row_agreement(torch.eye(9), rots)
+    with pytest.raises(ValueError, match="names"):
+        row_agreement(rots[1], rots, ["e", "r90"])
+    with pytest.raises(ValueError, match="NaN"):
+        row_agreement(torch.full((25, 25), float("nan")), rots)

@@ -16,11 +16,14 @@ def test_layer_benchmark_at_small_sizes_and_ratios():
     t = bench.layer_benchmarks(torch.device("cpu"), 0.0, batch=2, size=8, channels=2, group=4, k=3)
     assert {"ws layer fwd+bwd", "conv2d fwd+bwd (floor)", "ws layer eval fwd (cached)"} <= set(t)
     medians = {**t, "train step WSCNN-32": 2.0, "train step GCNN-32": 1.6, "train step CNN-64": 1.0,
-               "train step WSCNN-8/3": 1.1, "train step GCNN-8/3": 1.0, "train step WSCNN-8/3 (before)": 1.5}
+               "train step WSCNN-8/3": 1.1, "train step GCNN-8/3": 1.0, "train step WSCNN-8/3 (before)": 1.5,
+               "train step WSCNN-8/3 (tol)": 1.05}
     got = {label: value for label, value, _ in bench.ratios(medians)}
     assert got["step WSCNN-32 / GCNN-32"] == pytest.approx(1.25)
     assert got["step WSCNN-8/3 / GCNN-8/3"] == pytest.approx(1.1)
     assert got["  step WSCNN-8/3 before / GCNN-8/3"] == pytest.approx(1.5)
+    assert got["step WSCNN-8/3 (tol) / GCNN-8/3"] == pytest.approx(1.05)
+    assert "step WSCNN-32 (tol) / GCNN-32" not in got
     assert "  compiled WSCNN-32 / GCNN-32" not in got  # only what was measured
 
 

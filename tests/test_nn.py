@@ -222,3 +222,24 @@ def test_compiled_training_step_gives_the_eager_losses(monkeypatch):
     assert len(eager.train_loss) == 2
     for key in ("train_loss", "norm", "ent"):
         torch.testing.assert_close(getattr(compiled, key), getattr(eager, key), rtol=1e-5, atol=1e-6)
+
+
+def test_stacks_with_a_tolerance_are_normalised_on_their_own():
+    # The stopping test of a stack looks at that stack only: inside shared_sinkhorn each layer
+    # must get exactly what it gets when called alone, although the group layers share a shape.
+    from wslib import WSCNN
+    from wslib.nn import LearnedRepresentation, shared_sinkhorn
+    from wslib.sinkhorn import AUTHORS_TOL, sinkhorn_iterations
+
+    torch.manual_seed(0)
+    model = WSCNN(hidden=2, num_blocks=3, tol=AUTHORS_TOL)
+    reps = [m for m in model.modules() if isinstance(m, LearnedRepresentation)]
+    with torch.no_grad():
+        reps[1].logits.mul_(8)  # converges more slowly than its neighbour of the same shape
+    counts = [sinkhorn_iterations(r.logits, 20, AUTHORS_TOL) for r in reps]
+    assert counts[1] > counts[2]
+    alone = [r() for r in reps]
+    with shared_sinkhorn(model):
+        for r, a in zip(reps, alone):
+            torch.testing.assert_close(r(), a, atol=0, rtol=0)
+    assert "tol=1.001e-05" in repr(reps[0])

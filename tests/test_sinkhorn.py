@@ -162,3 +162,88 @@ def test_scaling_form_gradcheck_and_automatic_choice():
         sinkhorn(wide, method="scaling")
     with pytest.raises(ValueError, match="method must be one of"):
         sinkhorn(wide, method="exact")
+
+
+# --- Stopping at a tolerance ------------------------------------------------------------------
+
+from wslib.sinkhorn import AUTHORS_TOL, sinkhorn_iterations  # noqa: E402
+
+
+def _allclose_rule(x, cap=20):
+    """The stopping rule as written with torch.allclose at its defaults, counted by hand."""
+    for k in range(cap):
+        p = x.exp()
+        one = torch.ones((), dtype=x.dtype)
+        if torch.allclose(p.sum(-1), one) and torch.allclose(p.sum(-2), one):
+            return k
+        x = x - torch.logsumexp(x, -1, keepdim=True)
+        x = x - torch.logsumexp(x, -2, keepdim=True)
+    return cap
+
+
+@pytest.mark.parametrize("n, expected", [(25, 3), (100, 2)])
+def test_authors_rule_stops_after_few_iterations_at_the_papers_initialisation(n, expected):
+    # Logits U[0,1), stacks of three matrices as in a lifting (25) and a group layer (100).
+    for seed in range(5):
+        x = torch.rand(3, n, n, generator=torch.Generator().manual_seed(seed))
+        assert sinkhorn_iterations(x, 20, AUTHORS_TOL) == _allclose_rule(x) == expected
+
+
+@pytest.mark.parametrize("tol", [1e-2, 1e-4, AUTHORS_TOL])
+def test_result_is_doubly_stochastic_within_tol(tol):
+    x = 4 * torch.rand(3, 25, 25, generator=torch.Generator().manual_seed(1))
+    k = sinkhorn_iterations(x, 200, tol)
+    assert 0 < k < 200  # it stopped early, and not before starting
+    for method in ("log", "scaling"):
+        m = sinkhorn(x, 200, tol=tol, method=method)
+        assert doubly_stochastic_error(m).max() <= tol + 1e-6
+        # exactly the fixed-count operator with the counted number of iterations
+        torch.testing.assert_close(m, sinkhorn(x, k, method=method), atol=1e-7, rtol=0)
+    # One iteration fewer is not yet within tol (for the looser tolerances, where float32
+    # rounding cannot hide the difference).
+    if tol >= 1e-4:
+        assert doubly_stochastic_error(sinkhorn(x, k - 1, method="log")).max() > tol
+
+
+def test_tol_result_equals_the_fixed_twenty_where_both_converged():
+    for n in (25, 100):
+        x = torch.rand(3, n, n, generator=torch.Generator().manual_seed(2))
+        torch.testing.assert_close(sinkhorn(x, 20, tol=AUTHORS_TOL), sinkhorn(x, 20), atol=1e-6,
+                                   rtol=0)
+        torch.testing.assert_close(log_sinkhorn(x, 20, tol=AUTHORS_TOL).exp(), sinkhorn(x, 20),
+                                   atol=1e-6, rtol=0)
+
+
+def test_gradients_flow_through_the_iterations_that_ran():
+    x = torch.rand(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    k = sinkhorn_iterations(x, 20, 1e-6)
+    assert 1 < k < 20
+    w = torch.randn(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for method in ("log", "scaling"):
+        torch.autograd.gradcheck(lambda t: sinkhorn(t, 20, tol=1e-6, method=method), (x.clone().requires_grad_(),))
+        a = x.clone().requires_grad_()
+        (sinkhorn(a, 20, tol=1e-6, method=method) * w).sum().backward()
+        b = x.clone().requires_grad_()
+        (sinkhorn(b, k, method=method) * w).sum().backward()
+        torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_tol_stops_before_the_first_iteration_when_already_doubly_stochastic():
+    p = torch.full((4, 4), 0.25)  # log of a doubly stochastic matrix
+    assert sinkhorn_iterations(p.log(), 20, AUTHORS_TOL) == 0
+    torch.testing.assert_close(sinkhorn(p.log(), tol=AUTHORS_TOL), p)
+    torch.testing.assert_close(log_sinkhorn(p.log(), tol=AUTHORS_TOL), p.log())
+
+
+def test_tol_never_exceeds_n_iter():
+    x = 30 * torch.rand(2, 9, 9, generator=torch.Generator().manual_seed(5))  # slow to converge
+    assert sinkhorn_iterations(x, 3, 1e-9) == 3
+    torch.testing.assert_close(sinkhorn(x, 3, tol=1e-9), sinkhorn(x, 3))
+
+
+@pytest.mark.parametrize("tol", [0, -1e-3, float("nan"), float("inf"), "1e-5", True])
+def test_bad_tol_raises(tol):
+    with pytest.raises(ValueError, match="tol"):
+        sinkhorn(torch.rand(3, 3), tol=tol)
+    with pytest.raises(ValueError, match="tol"):
+        sinkhorn_iterations(torch.rand(3, 3), 20, tol)

@@ -357,3 +357,19 @@ def test_predict_is_the_eval_mode_forward_in_batches_and_keeps_the_mode():
     assert torch.allclose(out, expected, atol=1e-6)
     with pytest.raises(ValueError, match="batch_size"):
         predict(model, x, batch_size=0)
+
+
+def test_train_config_sets_the_sinkhorn_tolerance_of_every_learned_stack():
+    from wslib import WSCNN
+    from wslib.nn import LearnedRepresentation
+    from wslib.sinkhorn import AUTHORS_TOL
+
+    torch.manual_seed(0)
+    model = WSCNN(hidden=2, num_blocks=2)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    train(model, (x, y), None, TrainConfig(epochs=1, batch_size=8, sinkhorn_tol=AUTHORS_TOL,
+                                           device="cpu", progress=False, snapshots=False))
+    reps = [m for m in model.modules() if isinstance(m, LearnedRepresentation)]
+    assert reps and all(r.tol == AUTHORS_TOL for r in reps)
+    with pytest.raises(ValueError, match="sinkhorn_tol"):
+        TrainConfig(sinkhorn_tol=0.0)

@@ -43,6 +43,8 @@ __all__ = [
     "convex_coefficients",
     "Recovery",
     "recovery",
+    "RowAgreement",
+    "row_agreement",
     "Closure",
     "closure",
     "group_equivariance_error",
@@ -223,6 +225,62 @@ def recovery(stack, group_matrices, element_names: Sequence[str] | None = None) 
     element = top.indices.tolist()
     return Recovery(coeffs, element, top.values.tolist(), mean_row_max(s).tolist(),
                     sorted(set(element)), names)
+
+
+@dataclass
+class RowAgreement:
+    """Which group permutation each matrix's row maxima follow (see :func:`row_agreement`).
+
+    Attributes:
+        element: (n,) per matrix, the group element whose permutation the most rows agree with.
+        rows_agreeing: (n,) how many of the d rows agree with it (d: a permutation of that
+            element; about d/|G| by chance).
+        rows: d, the number of rows of each matrix.
+        element_names: printable names of the group's elements.
+    """
+
+    element: list[int]
+    rows_agreeing: list[int]
+    rows: int
+    element_names: list[str]
+
+    @property
+    def names(self) -> list[str]:
+        """The name of each matrix's element."""
+        return [self.element_names[g] for g in self.element]
+
+
+def row_agreement(stack, group_matrices, element_names: Sequence[str] | None = None) -> RowAgreement:
+    """Read each learned matrix as the permutation of its row maxima and compare with a group.
+
+    Row i of a matrix "agrees" with a group element g when its largest entry sits where P_g has
+    its 1 (the column P_g sends row i to). For each matrix this finds the element the most rows
+    agree with (ties go to the first in ``group_matrices``' order) and counts those rows. Unlike
+    the convex weights of :func:`recovery`, the count ignores how sharp a row is: it measures
+    how far the matrix's *pattern* has become the group element's, which is what a plot of the
+    matrix shows. Comparing the lifting stack of a C4 layer with the three grid rotations
+    ``rotation_stack(5)[1:]`` is how the published animation of the paper's run is read.
+
+    Args:
+        stack: (n, d, d) or (d, d) matrices.
+        group_matrices: (|G|, d, d) permutation matrices, e.g. ``rotation_stack(5)[1:]``.
+        element_names: names of the group's elements (default ``g0, g1, ...``).
+    """
+    s = _check_stack(_np(stack), "stack")
+    basis = _check_stack(_np(group_matrices), "group_matrices")
+    if basis.shape[1:] != s.shape[1:]:
+        raise ValueError(f"group matrices {basis.shape[1:]} and stack matrices {s.shape[1:]} "
+                         "differ in size")
+    if not (np.isin(basis, (0.0, 1.0)).all() and (basis.sum(axis=1) == 1).all()
+            and (basis.sum(axis=2) == 1).all()):
+        raise ValueError("group_matrices must be permutation matrices (0/1, one 1 per row and "
+                         "per column)")
+    names = list(element_names) if element_names is not None else [f"g{i}" for i in range(len(basis))]
+    if len(names) != len(basis):
+        raise ValueError(f"{len(names)} element names for {len(basis)} group matrices")
+    agree = (s.argmax(axis=2)[:, None, :] == basis.argmax(axis=2)[None]).sum(axis=2)  # (n, |G|)
+    element = agree.argmax(axis=1)
+    return RowAgreement(element.tolist(), agree.max(axis=1).tolist(), s.shape[1], names)
 
 
 @dataclass

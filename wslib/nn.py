@@ -77,6 +77,9 @@ class LearnedRepresentation(nn.Module):
         n_iter: Sinkhorn iterations.
         fix_identity: anchor element 0 to the identity (not learned).
         temperature: Sinkhorn temperature; a plain attribute, so it can be annealed in training.
+        tol: ``None`` (default): always ``n_iter`` Sinkhorn iterations. A number: stop early
+            once every row and column sum of this layer's stack is within ``tol`` of 1
+            (``wslib.sinkhorn.AUTHORS_TOL`` is the authors' rule; see ``wslib.sinkhorn.sinkhorn``).
     """
 
     def __init__(
@@ -86,12 +89,14 @@ class LearnedRepresentation(nn.Module):
         n_iter: int = 20,
         fix_identity: bool = True,
         temperature: float = 1.0,
+        tol: float | None = None,
     ):
         super().__init__()
         if size < 1 or dim < 1:
             raise ValueError(f"size and dim must be >= 1; got size={size}, dim={dim}")
         self.size, self.dim = size, dim
         self.n_iter, self.fix_identity, self.temperature = n_iter, fix_identity, temperature
+        self.tol = tol
         n_learned = size - 1 if fix_identity else size
         self.logits = nn.Parameter(torch.rand(n_learned, dim, dim))
         self.method: str | None = None  # Sinkhorn evaluation, see wslib.sinkhorn.log_sinkhorn
@@ -103,7 +108,8 @@ class LearnedRepresentation(nn.Module):
         identity anchor); inside :func:`shared_sinkhorn`, the block's one computation of them."""
         if self._shared is not None:
             return self._shared
-        return sinkhorn(self.logits, self.n_iter, self.temperature, method=self.method)
+        return sinkhorn(self.logits, self.n_iter, self.temperature, method=self.method,
+                        tol=self.tol)
 
     def forward(self) -> Tensor:
         """Returns the (|H|, d, d) stack: [I, sinkhorn(logits)...] or sinkhorn(logits)."""
@@ -125,6 +131,7 @@ class LearnedRepresentation(nn.Module):
         return (
             f"size={self.size}, dim={self.dim}, n_iter={self.n_iter}, "
             f"fix_identity={self.fix_identity}, temperature={self.temperature}"
+            + ("" if self.tol is None else f", tol={self.tol:g}")
         )
 
 
@@ -317,7 +324,9 @@ def shared_sinkhorn(model: nn.Module) -> Iterator[None]:
     normalised in *one* Sinkhorn call -- the four group layers' (3, 100, 100) logits of a WSCNN
     become one (12, 100, 100) call -- and each module reuses its slice until the block ends:
     the forward pass and the entropy regulariser of a training step share one computation
-    instead of running Sinkhorn twice per layer. The values are exactly those of calling each
+    instead of running Sinkhorn twice per layer. A stack with a tolerance (``tol``) is
+    normalised on its own, because its stopping test looks at its own stack only. The values
+    are exactly those of calling each
     module on its own; gradients flow back through the shared result. Re-entering the block
     (nested) reuses the outer one's stacks. Parameters must not change inside the block.
     """
@@ -327,13 +336,15 @@ def shared_sinkhorn(model: nn.Module) -> Iterator[None]:
         return
     groups: dict[tuple, list[LearnedRepresentation]] = {}
     for r in reps:
-        key = (r.dim, r.n_iter, float(r.temperature), r.method, r.logits.dtype, r.logits.device)
+        alone = None if r.tol is None else id(r)
+        key = (r.dim, r.n_iter, float(r.temperature), r.method, r.tol, alone, r.logits.dtype,
+               r.logits.device)
         groups.setdefault(key, []).append(r)
     try:
-        for (_, n_iter, tau, method, *_), members in groups.items():
+        for (_, n_iter, tau, method, tol, *_), members in groups.items():
             logits = [r.logits for r in members]
             soft = sinkhorn(torch.cat(logits) if len(logits) > 1 else logits[0], n_iter, tau,
-                            method=method)
+                            method=method, tol=tol)
             for r, part in zip(members, soft.split([t.shape[0] for t in logits])):
                 r._shared = part
         yield

@@ -16,6 +16,8 @@ from torch import Tensor
 __all__ = [
     "sinkhorn",
     "log_sinkhorn",
+    "sinkhorn_iterations",
+    "AUTHORS_TOL",
     "normalization_loss",
     "entropy_loss",
     "doubly_stochastic_error",
@@ -33,6 +35,11 @@ METHODS = ("auto", "log", "scaling", "fused")
 # (max − min, after the temperature) is at most this, so that exp(−range) and the squared
 # scalings of the backward pass stay far inside float64's range (e^±709).
 SCALING_MAX_RANGE = 100.0
+
+# The authors' stopping rule: before every iteration, stop once ``torch.allclose(sums, 1)`` holds
+# for the row and the column sums of the whole stack, at allclose's defaults (rtol 1e-5,
+# atol 1e-8), i.e. once every |sum − 1| <= atol + rtol·1. As a ``tol`` it is this number.
+AUTHORS_TOL = 1e-8 + 1e-5
 
 
 def _iterate(x: Tensor, n_iter: int) -> Tensor:
@@ -151,6 +158,44 @@ def _log_domain(x: Tensor, n_iter: int, method: str) -> Tensor:
     return _iterate(x, n_iter)
 
 
+def _check_tol(tol: float | None) -> None:
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
+                            or not 0 < tol < float("inf")):
+        raise ValueError(f"tol must be None (a fixed number of iterations) or a finite number > 0; "
+                         f"got {tol!r}")
+
+
+def sinkhorn_iterations(logits: Tensor, n_iter: int = 20, tol: float = AUTHORS_TOL) -> int:
+    """How many Sinkhorn iterations run under a tolerance: the stopping rule of ``tol``.
+
+    Before every iteration the whole stack is tested: if every row sum and every column sum of
+    the current matrices is within ``tol`` of 1, Sinkhorn stops. So the count is the smallest
+    k in 0..n_iter−1 at which the test passes, or ``n_iter`` if it never does. The test runs in
+    the logits' own dtype, without gradients; on a GPU each test reads one boolean back to the
+    host (a synchronisation).
+
+    Args:
+        logits: (..., n, n) logits, already divided by any temperature.
+        n_iter: the cap.
+        tol: the tolerance; :data:`AUTHORS_TOL` (default) is the authors' ``allclose`` rule.
+
+    Returns:
+        the number of iterations, 0..n_iter.
+    """
+    _check_square(logits, "logits")
+    _check_tol(tol)
+    with torch.no_grad():
+        x = logits.detach()
+        for k in range(n_iter):
+            p = x.exp()
+            rows_ok = ((p.sum(dim=-1) - 1).abs() <= tol).all()
+            if rows_ok and ((p.sum(dim=-2) - 1).abs() <= tol).all():
+                return k
+            x = x - torch.logsumexp(x, dim=-1, keepdim=True)
+            x = x - torch.logsumexp(x, dim=-2, keepdim=True)
+    return n_iter
+
+
 def _check_square(x: Tensor, name: str) -> None:
     if x.dim() < 2 or x.shape[-1] != x.shape[-2]:
         raise ValueError(f"{name} must have shape (..., n, n); got {tuple(x.shape)}")
@@ -170,20 +215,25 @@ def _prepare(logits: Tensor, n_iter: int, temperature: float, check_finite: bool
     return logits / temperature if temperature != 1.0 else logits
 
 
+def _iterations(x: Tensor, n_iter: int, tol: float | None) -> int:
+    _check_tol(tol)
+    return n_iter if tol is None else sinkhorn_iterations(x, n_iter, tol)
+
+
 def log_sinkhorn(
     logits: Tensor,
     n_iter: int = 20,
     temperature: float = 1.0,
     check_finite: bool | None = None,
     method: str | None = None,
+    tol: float | None = None,
 ) -> Tensor:
     """Log-domain Sinkhorn: the logarithm of :func:`sinkhorn`'s result.
 
     Args:
         logits: (..., n, n) real logits; any leading batch dimensions.
         n_iter: number of (row, column) normalisation rounds, unrolled so gradients flow
-            through every one. There is deliberately no data-dependent early exit: it would
-            force a host synchronisation per iteration on a GPU.
+            through every one; with ``tol``, the most that may run.
         temperature: logits are divided by it first; small values push the result towards a
             permutation matrix, large ones towards the uniform matrix 1/n.
         check_finite: raise ``ValueError`` on NaN/inf logits. ``None`` (default) checks only on
@@ -195,12 +245,22 @@ def log_sinkhorn(
             program per matrix (:mod:`wslib.fused_sinkhorn`). ``"auto"``/``None`` (default):
             scaling on the CPU while the logit range is at most :data:`SCALING_MAX_RANGE`,
             else log. All agree to float32 rounding, values and gradients.
+        tol: ``None`` (default): exactly ``n_iter`` iterations. A number: stop early, before
+            the first iteration at which every row and column sum of the whole stack is within
+            ``tol`` of 1 (:func:`sinkhorn_iterations` counts them, without gradients); then the
+            chosen ``method`` runs that many iterations, and gradients flow through them.
+            :data:`AUTHORS_TOL` is the authors' rule. On a GPU every test costs a host
+            synchronisation (at most ``n_iter`` per call), so there the fixed count
+            (``tol=None``) is the fast choice.
 
     Returns:
         (..., n, n) log of a doubly stochastic matrix. The last step normalises columns, so
         columns sum to 1 exactly (up to rounding) and rows to within the convergence error.
     """
     x = _prepare(logits, n_iter, temperature, check_finite)
+    n_iter = _iterations(x, n_iter, tol)
+    if n_iter == 0:
+        return x
     method = _resolve(x, method)
     if method == "scaling":
         return _sinkhorn_scaling(x, n_iter).log()
@@ -213,6 +273,7 @@ def sinkhorn(
     temperature: float = 1.0,
     check_finite: bool | None = None,
     method: str | None = None,
+    tol: float | None = None,
 ) -> Tensor:
     """Doubly stochastic matrices from logits: ``exp`` of :func:`log_sinkhorn`.
 
@@ -227,11 +288,17 @@ def sinkhorn(
         check_finite: see :func:`log_sinkhorn`.
         method: ``"auto"`` (default), ``"log"``, ``"scaling"`` or ``"fused"``; see
             :func:`log_sinkhorn`.
+        tol: ``None`` (default) runs ``n_iter`` iterations; a number stops early once every
+            row and column sum is within ``tol`` of 1 (:data:`AUTHORS_TOL`: the authors' rule);
+            see :func:`log_sinkhorn`.
 
     Returns:
         (..., n, n) non-negative matrices whose rows and columns sum to 1.
     """
     x = _prepare(logits, n_iter, temperature, check_finite)
+    n_iter = _iterations(x, n_iter, tol)
+    if n_iter == 0:
+        return x.exp()
     method = _resolve(x, method)
     if method == "scaling":
         return _sinkhorn_scaling(x, n_iter)

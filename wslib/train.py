@@ -83,6 +83,10 @@ class TrainConfig:
         temperature: ``(start, end)`` anneals the Sinkhorn temperature of every learned stack
             geometrically from start to end over the hardening steps (see ``harden_from``);
             ``None`` leaves it alone.
+        sinkhorn_tol: ``None`` (default) leaves every learned stack's Sinkhorn rule as the
+            model set it; a number sets ``tol`` of every ``LearnedRepresentation`` before
+            training: Sinkhorn stops early once the stack's row and column sums are within it
+            of 1 (``wslib.sinkhorn.AUTHORS_TOL`` is the authors' rule).
         harden_from: the epoch at which hardening starts: before it the entropy weight is 0 and
             the temperature stays at its start value; from it on, ``lambda_ent`` applies and the
             temperature anneals. 0 (default) hardens from the first step. Training in two
@@ -115,6 +119,7 @@ class TrainConfig:
     lambda_norm: float = 0.1
     lambda_ent: float = 0.0
     temperature: tuple[float, float] | None = None
+    sinkhorn_tol: float | None = None
     harden_from: int = 0
     bn_recalibration: int = 16
     seed: int = 0
@@ -149,7 +154,7 @@ class TrainConfig:
 _FIELD_MINIMA = {
     "epochs": (0, True), "batch_size": (1, True), "lr": (0, False), "rep_lr": (0, False),
     "weight_decay": (0, True), "lambda_norm": (0, True), "lambda_ent": (0, True),
-    "temperature": (0, False), "harden_from": (0, True), "bn_recalibration": (0, True),
+    "temperature": (0, False), "sinkhorn_tol": (0, False), "harden_from": (0, True), "bn_recalibration": (0, True),
     "num_workers": (0, True),
 }
 # The annotations TrainConfig's fields may use (without "| None"); see _checked_field.
@@ -555,6 +560,10 @@ def train(
     if len(train_set) == 0:
         raise ValueError("the training set is empty")
     model.to(device)
+    if cfg.sinkhorn_tol is not None:
+        for m in model.modules():
+            if isinstance(m, LearnedRepresentation):
+                m.tol = cfg.sinkhorn_tol
     optimizer = _adamw(model, cfg, device)
     history, start = History(), 0
 
