@@ -91,3 +91,28 @@ def test_coefficients_mark_highlighted_elements_whatever_the_bar_height():
         labels = [t.get_color() for t in ax.get_xticklabels()]
         assert labels[0] == labels[3] != labels[4]  # e (bar height 0) is marked, r⁴ is not
     plt.close("all")
+
+
+def test_rows_agreeing_is_solid_only_while_the_rotations_are_distinct():
+    import numpy as np
+
+    curves = {
+        "reference": {"epoch": [0, 1, 2], "rows_agreeing": [[2, 2, 1], [10, 14, 13], [25, 25, 25]],
+                      "rows_rotation": [["r90", "r90", "r180"], ["r180"] * 3, ["r270", "r180", "r90"]]},
+        "run": {"epoch": [0.25, 0.5], "rows_agreeing": [[3, 4, 5], [6, 6, 6]],
+                "rows_rotation": [["r90", "r180", "r270"], ["r90", "r90", "r270"]],
+                "weight": [[0.3, 0.25, 0.4], [0.5, 0.6, 0.7]]},
+    }
+    fig = viz.plot_rows_agreeing(curves, reference="reference", xmax=3)
+    top, bottom = fig.axes
+    solid = [line for line in top.lines if line.get_linestyle() == "-"]
+    ref_solid, run_solid = (np.asarray(line.get_ydata(), dtype=float) for line in solid)
+    assert np.isnan(ref_solid[:2]).all() and ref_solid[2] == 25  # distinct only at epoch 2
+    assert run_solid[0] == 4 and np.isnan(run_solid[1])
+    assert solid[0].get_color() == "black"
+    # the smallest convex weight, for the run that has one
+    assert [list(line.get_ydata()) for line in bottom.lines] == [[0.25, 0.5]]
+    assert bottom.get_xlim() == (0, 3)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_rows_agreeing({})

@@ -1,12 +1,12 @@
 """Plotting for the book: matrices, stacks and kernels, with one colour map throughout.
 
 Every matrix in the book -- permutations, doubly stochastic matrices, learned stacks -- is drawn
-with :data:`MATRIX_CMAP` on the range [0, 1] unless a function says otherwise, so that a reader
-can compare any two figures. Kernels (signed weights) use :data:`KERNEL_CMAP`, centred on zero.
+with ``MATRIX_CMAP`` on the range [0, 1] unless a function says otherwise, so that a reader
+can compare any two figures. Kernels (signed weights) use ``KERNEL_CMAP``, centred on zero.
 
 Importing this module applies the book's figure style (:func:`use_book_style`): figures are
-drawn at :data:`DPI` and text is large enough to stay legible (at least 9 pt) once a figure of
-at most :data:`PAGE_WIDTH_IN` inches is shrunk to the page's 688 px column; see
+drawn at ``DPI`` and text is large enough to stay legible (at least 9 pt) once a figure of
+at most ``PAGE_WIDTH_IN`` inches is shrunk to the page's 688 px column; see
 :func:`smallest_font_on_page`.
 """
 from __future__ import annotations
@@ -662,7 +662,56 @@ def plot_goal_progress(curves: dict, goal: float = 0.7, xlabel: str = "epoch",
     return fig
 
 
-__all__ += ["plot_emergence", "plot_goal_progress"]
+def plot_rows_agreeing(curves: dict, reference: str | None = None, rows: int = 25,
+                       xmax: float | None = None, title: str | None = None):
+    """How far several runs' lifting stacks have become C4, on one epoch axis.
+
+    Top: the rows of each learned matrix whose maximum agrees with the matrix's nearest
+    rotation (:func:`wslib.analysis.row_agreement`), averaged over ``R_1, R_2, R_3``; solid
+    while the three matrices follow three *different* rotations (as C4 needs), dotted while two
+    share one. Bottom: the smallest convex weight of the three (:func:`wslib.analysis.recovery`),
+    for the runs that have it. ``rows`` everywhere is an exact C4; ``rows / 25``-ish is chance.
+
+    Args:
+        curves: label -> dict with ``"epoch"`` (T,), ``"rows_agreeing"`` (T, 3),
+            ``"rows_rotation"`` (T, 3) rotation names and, optionally, ``"weight"`` (T, 3).
+        reference: the label drawn in black, thicker (e.g. the authors' run).
+        rows: rows per matrix (k² for a k×k kernel).
+        xmax: the last epoch shown (default: the longest curve).
+
+    Returns:
+        the matplotlib figure.
+    """
+    if not curves:
+        raise ValueError("plot_rows_agreeing needs at least one curve")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=_page_size(7.4, 5.6), sharex=True,
+                                      height_ratios=[3, 2], layout="constrained")
+    colors = iter(plt.cm.tab10.colors)
+    for label, cur in curves.items():
+        ref = label == reference
+        color = "black" if ref else next(colors)
+        lw = 2.4 if ref else 1.6
+        x = np.asarray(cur["epoch"], dtype=float)
+        agree = np.asarray(cur["rows_agreeing"], dtype=float).reshape(len(x), -1)
+        distinct = np.array([len(set(r)) == len(r) for r in cur["rows_rotation"]])
+        mean = agree.mean(axis=1)
+        top.plot(x, mean, color=color, ls=":", lw=lw * 0.7)
+        top.plot(x, np.where(distinct, mean, np.nan), color=color, lw=lw, label=label)
+        if cur.get("weight") is not None:
+            w = np.asarray(cur["weight"], dtype=float).reshape(len(x), -1).min(axis=1)
+            bottom.plot(x, w, color=color, lw=lw)
+    top.axhline(rows, color="0.3", ls="--", lw=1)
+    top.set(ylabel=f"rows agreeing (of {rows})", ylim=(0, rows + 1))
+    bottom.set(ylabel="smallest convex weight", xlabel="epoch", ylim=(0, 1.02))
+    if xmax is not None:
+        bottom.set_xlim(0, xmax)
+    if title:
+        top.set_title(title)
+    fig.legend(loc="outside lower center", ncol=3, handlelength=1.6, columnspacing=1.0)
+    return fig
+
+
+__all__ += ["plot_emergence", "plot_goal_progress", "plot_rows_agreeing"]
 
 
 def plot_coefficient_grid(coefficients, row_labels: Sequence[str],
