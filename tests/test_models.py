@@ -78,6 +78,23 @@ def test_representation_losses_cover_every_learned_stack():
     assert all(c.representation.logits.grad is not None for c in model.convs)
 
 
+def test_a_stack_of_one_has_nothing_to_learn_and_trains():
+    # |H| = 1 with the identity anchored: no learned matrix, so both regularisers are 0 (not
+    # the NaN mean of an empty stack) and training a step is finite.
+    from wslib.train import train
+
+    torch.manual_seed(0)
+    model = WSCNN(hidden=2, num_blocks=2, group_size=1)
+    assert model.convs[0].representation.logits.shape[0] == 0
+    norm, ent = representation_losses(model)
+    assert norm == 0 and ent == 0
+    torch.testing.assert_close(model.convs[1].representation(), torch.eye(25)[None])
+    x, y = torch.randn(16, 1, 12, 12), torch.arange(16) % 10
+    history = train(model, (x, y), config=dict(epochs=1, batch_size=8, progress=False,
+                                               device="cpu"))
+    assert all(torch.isfinite(torch.tensor(history.train_loss + history.norm + history.ent)))
+
+
 def _rot90_reference_gcnn(model: GCNN, x: torch.Tensor) -> torch.Tensor:
     """The C4 G-CNN written directly with torch.rot90 and roll, not with permutation matrices.
 

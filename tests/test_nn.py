@@ -111,6 +111,33 @@ def test_eval_mode_caches_the_kernel_until_parameters_change(device):
         assert lift.double()(x.double()).dtype == torch.float64
 
 
+@pytest.mark.parametrize("setting, value", [("temperature", 0.01), ("n_iter", 1), ("tol", 0.5),
+                                            ("method", "log")])
+def test_the_eval_kernel_cache_follows_every_sinkhorn_setting(setting, value):
+    # The cached kernel must be the kernel of the settings now in force: after a change, the
+    # model answers exactly as a fresh model with the same weights and settings does.
+    from wslib.models import WSCNN
+
+    torch.manual_seed(0)
+    model = WSCNN(hidden=2, num_blocks=2).eval()
+    x = torch.randn(2, 1, 12, 12)
+    with torch.no_grad():
+        before = model(x)
+        for m in model.modules():
+            if isinstance(m, LearnedRepresentation):
+                setattr(m, setting, value)
+        after = model(x)
+        fresh = WSCNN(hidden=2, num_blocks=2).eval()
+        fresh.load_state_dict(model.state_dict())
+        for m in fresh.modules():
+            if isinstance(m, LearnedRepresentation):
+                setattr(m, setting, value)
+        expected = fresh(x)
+    assert torch.equal(after, expected)
+    if setting != "method":  # "log" and the automatic choice agree to rounding only
+        assert not torch.equal(after, before)
+
+
 def test_construction_errors_name_expected_and_given():
     with pytest.raises(ValueError, match=r"k² = 25.*4 9×9"):
         LiftingConv2d(1, 2, 5, FixedRepresentation(rotation_stack(3)))

@@ -85,6 +85,41 @@ def test_offline_without_a_clone_names_the_file(tmp_path, monkeypatch):
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.json"))
 
 
+HTML = b"<!DOCTYPE html><html><body>Sign in to the network</body></html>"
+
+
+@pytest.mark.parametrize("path, good", [
+    ("results/ch6/o.json", json.dumps({"runs": [1]}).encode()),
+    ("checkpoints/m.pt", None),
+])
+def test_a_failed_download_is_never_cached(path, good, tmp_path, monkeypatch):
+    # A captive portal or an error page answers with HTML instead of the file: it must not be
+    # cached, and the next correct download must be used.
+    monkeypatch.setattr(recorded, "repository_root", lambda: tmp_path / "no-clone")
+    if good is None:
+        torch.save({"epoch": 3}, tmp_path / "src.pt")
+        good = (tmp_path / "src.pt").read_bytes()
+    load = load_result if path.endswith(".json") else load_checkpoint_file
+    cache = tmp_path / "cache"
+    with pytest.raises(RecordedUnavailable, match=r"not the file .*<!DOCTYPE html"):
+        load(path, fetch=lambda url: HTML, cache=cache)
+    assert not (cache / path).exists()
+    loaded = load(path, fetch=lambda url: good, cache=cache)
+    assert loaded == ({"runs": [1]} if path.endswith(".json") else {"epoch": 3})
+    # A bad copy already in the cache is downloaded again, not trusted.
+    (cache / path).write_bytes(HTML)
+    assert load(path, fetch=lambda url: good, cache=cache) == loaded
+    assert (cache / path).read_bytes() == good
+
+
+def test_a_results_file_that_is_not_utf8_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(recorded, "repository_root", lambda: tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "latin1.json").write_bytes('{"note": "café"}'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"results/latin1.json .* not UTF-8"):
+        load_result("results/latin1.json", fetch=lambda url: b"")
+
+
 def test_the_repository_files_are_found_in_this_clone():
     p = recorded_path("results/ch6/orderings_batch.json", fetch=lambda url: b"")
     assert p == ROOT / "results" / "ch6" / "orderings_batch.json"

@@ -110,3 +110,64 @@ def test_table1_quick_on_cpu_runs_eight_processes_and_resumes(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=reproduce.REPO_ROOT)
     assert second.returncode == 0 and second.stdout.count("already finished") == 8
     assert "0 of 8 runs to train" in second.stdout
+
+
+def _no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started although its result could not be written")
+
+    monkeypatch.setattr(reproduce, "train", refuse)
+    monkeypatch.setattr(reproduce, "train_restarts", refuse)
+
+
+@pytest.mark.parametrize("where", ["results-dir is a file", "checkpoint-dir is a file",
+                                   "experiment folder is a file", "result file is a folder"])
+def test_an_unwritable_result_or_checkpoint_location_is_refused_before_training(
+        where, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    _no_training(monkeypatch)
+    results, ckpt = tmp_path / "results", tmp_path / "ckpt"
+    if where == "results-dir is a file":
+        results.write_text("")
+    elif where == "checkpoint-dir is a file":
+        ckpt.write_text("")
+    elif where == "experiment folder is a file":
+        results.mkdir()
+        (results / "toy-c4").write_text("")
+    else:
+        (results / "toy-c4" / "wscnn_quick_seed0.json").mkdir(parents=True)
+    code = reproduce.main(["toy-c4", "--profile", "quick", "--results-dir", str(results),
+                           "--checkpoint-dir", str(ckpt), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "not a directory" in err or "not a file" in err or "cannot be created" in err
+
+
+def test_run_experiment_refuses_a_checkpoint_folder_that_is_a_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    _no_training(monkeypatch)
+    (tmp_path / "ckpt").write_text("")
+    with pytest.raises(ValueError, match="checkpoint"):
+        reproduce.run_experiment("toy-c4", profile="quick", device="cpu",
+                                 checkpoint_dir=tmp_path / "ckpt", progress=False)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["toy-c4", "--seed", "abc"], "--seed"),
+    (["toy-c4", "--profile", "huge"], "--profile"),
+    (["toy-c4", "--lambda-ent", "-1"], "--lambda-ent"),
+    (["toy-c4", "--lambda-ent", "nan"], "--lambda-ent"),
+    (["partial-rotated-mnist", "--model", "gcnn", "--theta", "-10"], "--theta"),
+    (["toy-c4", "--device", "nonsense"], "--device"),
+    (["table1", "--jobs", "0"], "--jobs"),
+    (["toy-c4", "--no-such-option"], "--no-such-option"),
+])
+def test_every_bad_argument_is_one_line_and_status_2(argv, says, tmp_path, monkeypatch, capsys):
+    _no_training(monkeypatch)
+    monkeypatch.setattr(reproduce, "run_table1", lambda *a, **k: pytest.fail("table1 started"))
+    code = reproduce.main(argv + ["--results-dir", str(tmp_path / "r"),
+                                  "--checkpoint-dir", str(tmp_path / "c")])
+    captured = capsys.readouterr()
+    assert code == 2 and says in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    assert not any(tmp_path.iterdir())

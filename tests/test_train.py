@@ -235,6 +235,59 @@ def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_
         train(_fresh(), tr, None, CFG, objective=_poisoned(1, value))
 
 
+class _NaNInEpoch(torch.utils.data.Dataset):
+    """Sixteen finite digits-sized inputs, NaN in every input during one epoch (0-based)."""
+
+    def __init__(self, bad_epoch: int):
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = torch.randn(16, 1, 12, 12, generator=g), torch.arange(16) % 10
+        self.bad_epoch, self.epoch = bad_epoch, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return self.x[i] * (math.nan if self.epoch == self.bad_epoch else 1.0), self.y[i]
+
+
+def test_nan_data_in_a_learned_model_is_reported_as_divergence_where_it_began():
+    # The NaN loss of step 1 makes the logits NaN, and Sinkhorn refuses them at step 2: that
+    # refusal must surface as the divergence of step 1, not as an error about Sinkhorn's input.
+    from wslib.models import WSCNN
+
+    seed_everything(0)
+    model = WSCNN(hidden=2, num_blocks=2, n_iter=3, norm="batch")
+    with pytest.raises(TrainingDiverged, match=r"the loss became NaN or infinite in epoch 2 at "
+                                               r"step 1 of 2") as err:
+        train(model, _NaNInEpoch(bad_epoch=1), None, {**CFG, "epochs": 3, "lambda_ent": 0.0,
+                                                      "temperature": None})
+    assert (err.value.epoch, err.value.step) == (2, 1)
+    assert isinstance(err.value.__cause__, ValueError)
+
+
+def test_a_checkpoint_is_written_only_when_every_tensor_in_it_is_finite(tmp_path):
+    # At a huge learning rate the loss of every step of an epoch can stay finite while a batch
+    # norm's running variance overflows: that epoch diverged, and no checkpoint may keep it.
+    from wslib.models import CNN
+
+    seed_everything(0)
+    x, y = torch.randn(64, 1, 12, 12, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 10
+    ckpt = tmp_path / "c.pt"
+    with pytest.raises(TrainingDiverged, match=r"became NaN or infinite") as err:
+        train(CNN(hidden=4, num_blocks=2, norm="batch"), (x, y), None,
+              dict(epochs=4, batch_size=8, lr=1e5, progress=False, device="cpu",
+                   checkpoint=str(ckpt)))
+    state = load_checkpoint(ckpt)  # at this rate, the first epoch still ends finite
+    tensors = list(state["model"].values()) + [
+        t for st in state["optimizer"]["state"].values() for t in st.values()
+        if isinstance(t, torch.Tensor)]
+    assert all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
+    assert err.value.epoch == state["epoch"] + 1
+
+
 class Foreign:
     """A class that ``weights_only`` loading must refuse to construct."""
 

@@ -69,6 +69,8 @@ def _check_stack(x: np.ndarray, name: str) -> np.ndarray:
         x = x[None]
     if x.ndim != 3 or x.shape[1] != x.shape[2]:
         raise ValueError(f"{name} must have shape (d, d) or (n, d, d); got {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty: give at least one (d, d) matrix with d >= 1")
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
@@ -81,7 +83,7 @@ def mean_row_max(stack) -> Tensor:
         stack: (d, d) or (n, d, d) tensor or array.
 
     Returns:
-        (n,) float64 tensor (a 0-d tensor for one matrix): 1 for a permutation, 1/d for the
+        (n,) float64 tensor (a 0-d tensor for one matrix); 1 for a permutation, 1/d for the
         uniform matrix.
     """
     s = _check_stack(_np(stack), "stack")
@@ -193,7 +195,7 @@ class Recovery:
 
     @property
     def min_weight(self) -> float:
-        """The smallest top coefficient: ≥ 0.9 means every matrix is ≥ 90 % one element."""
+        """The smallest top coefficient; ≥ 0.9 means every matrix is ≥ 90 % one element."""
         return min(self.weight)
 
     def covers(self, elements: Sequence[int]) -> bool:
@@ -377,6 +379,8 @@ def _as_stack_tensor(stack, name: str) -> tuple[Tensor, bool]:
     if t.dim() != 3 or t.shape[1] != t.shape[2]:
         raise ValueError(f"{name} must have shape (d, d) or (n, d, d) with square matrices; "
                          f"got {tuple(torch.as_tensor(stack).shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty: give at least one (d, d) matrix with d >= 1")
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return t, single
@@ -580,8 +584,8 @@ def identify_group(perms, names: Sequence[str] | None = None, max_order: int = 1
         a :class:`GroupReport`; ``print(report)`` explains it in words.
 
     Raises:
-        ValueError: not permutation matrices; wrong number of names; the group has more than
-            ``max_order`` elements.
+        ValueError: no matrices, or not permutation matrices; wrong number of names; the group
+            has more than ``max_order`` elements.
     """
     cols = _permutation_columns(perms, "perms")
     n, d = cols.shape

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import platform
+import sys
 import statistics
 import time
 from typing import Callable
@@ -37,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validate import BadArgument, OneLineParser
 from .models import CNN, GCNN, WSCNN
 from .nn import GroupConv2d, LearnedRepresentation, representation_losses
 from .train import _step_loss, classification_objective
@@ -215,8 +218,30 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def _devices(text: str) -> list[torch.device]:
+    """The comma-separated devices of ``--devices``; a BadArgument for an empty list or a name
+    torch does not know."""
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    if not names:
+        raise BadArgument("--devices must name at least one device, e.g. cpu or cpu,cuda")
+    try:
+        return [torch.device(d) for d in names]
+    except (RuntimeError, ValueError):
+        raise BadArgument(f"--devices must be torch devices such as cpu or cuda; got {text!r}") from None
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wslib.bench", description=__doc__.split("\n")[0])
+    """The command line ``python -m wslib.bench``; returns the exit status: 0 after printing the
+    medians and ratios, 2 for a bad argument (one line on stderr)."""
+    try:
+        return _main(argv)
+    except BadArgument as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
+    parser = OneLineParser(prog="python -m wslib.bench", description=__doc__.split("\n")[0])
     default = "cpu,cuda" if torch.cuda.is_available() else "cpu"
     parser.add_argument("--devices", default=default, help=f"comma-separated (default {default})")
     parser.add_argument("--device", dest="devices", help="the same as --devices")
@@ -227,10 +252,13 @@ def main(argv=None) -> int:
                         help="also time torch.compile'd steps (auto: on CUDA only; minutes on a CPU)")
     parser.add_argument("--skip-steps", action="store_true", help="time the layer only")
     args = parser.parse_args(argv)
-    devices = [torch.device(d.strip()) for d in args.devices.split(",") if d.strip()]
+    devices = _devices(args.devices)
+    if args.threads is not None and args.threads < 1:
+        raise BadArgument(f"--threads must be >= 1; got {args.threads}")
+    if not math.isfinite(args.min_time) or args.min_time < 0:
+        raise BadArgument(f"--min-time must be a finite number of seconds >= 0; got {args.min_time}")
     if any(d.type == "cuda" for d in devices) and not torch.cuda.is_available():
-        print("error: CUDA was asked for, but torch sees no CUDA device here")
-        return 2
+        raise BadArgument("CUDA was asked for, but torch sees no CUDA device here")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "

@@ -36,8 +36,8 @@ def birkhoff_decomposition(
 
     Args:
         matrix: (n, n) doubly stochastic matrix, a tensor or array. Computed in float64.
-        tol: tolerance of the input check (:func:`wslib.doubly_stochastic_error` must be at most
-            ``tol``) and the size below which a residual entry counts as zero.
+        tol: tolerance of the input check (:func:`~wslib.sinkhorn.doubly_stochastic_error` must
+            be at most ``tol``) and the size below which a residual entry counts as zero.
         max_terms: stop after this many terms (the weights then sum to less than 1).
 
     Returns:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import _validate as _check
 from .groups import rotation_stack, shift_twist_stack
 from .nn import FixedRepresentation, GroupConv2d, LearnedRepresentation, LiftingConv2d
 
@@ -39,6 +40,7 @@ def exact_representations(order: int = 4, flips: bool = False) -> Representation
 
 def learned_representations(group_size: int = 4, n_iter: int = 20, **kwargs) -> RepresentationFactory:
     """Learned Sinkhorn stacks of ``group_size`` matrices (kwargs go to LearnedRepresentation)."""
+    _check.integer("group_size", group_size, 1)
 
     def make(kind: str, kernel_size: int) -> nn.Module:
         dim = kernel_size**2 * (1 if kind == "lifting" else group_size)
@@ -79,6 +81,12 @@ def _batch_norm(channels: int, affine: bool, grouped: bool) -> nn.Module:
     return (nn.BatchNorm3d if grouped else nn.BatchNorm2d)(channels, affine=affine)
 
 
+def _check_sizes(**sizes: int) -> None:
+    """Each keyword is a count that must be a positive integer (hidden=0 has no channels)."""
+    for name, value in sizes.items():
+        _check.integer(name, value, 1)
+
+
 def _block_norm(kind: str, channels: int, grouped: bool) -> nn.Module:
     """The normalisation after each MNIST conv, parameter-free either way (the paper's counts).
 
@@ -101,12 +109,14 @@ class CNN(nn.Module):
 
     (B, in_channels, 28, 28) → (B, num_classes) logits. With the defaults (64 channels) it has
     412,170 parameters, as in the paper. ``norm`` is ``"layer"`` (the paper's) or ``"batch"``
-    (see :func:`_block_norm`; neither adds parameters).
+    (see ``_block_norm``; neither adds parameters).
     """
 
     def __init__(self, hidden: int = 64, in_channels: int = 1, num_classes: int = 10,
                  kernel_size: int = 5, num_blocks: int = 5, norm: str = "layer"):
         super().__init__()
+        _check_sizes(hidden=hidden, in_channels=in_channels, num_classes=num_classes,
+                     kernel_size=kernel_size, num_blocks=num_blocks)
         widths = [in_channels] + [hidden] * num_blocks
         self.convs = nn.ModuleList(nn.Conv2d(a, b, kernel_size) for a, b in zip(widths, widths[1:]))
         self.norms = nn.ModuleList(_block_norm(norm, hidden, grouped=False) for _ in self.convs)
@@ -128,13 +138,15 @@ class GroupNet(nn.Module):
     Args:
         representations: a factory giving each layer its own stack (stacks are never shared
             between layers), e.g. :func:`exact_representations` or :func:`learned_representations`.
-        norm: ``"layer"`` (the paper's) or ``"batch"``; see :func:`_block_norm`.
+        norm: ``"layer"`` (the paper's) or ``"batch"``; see ``_block_norm``.
     """
 
     def __init__(self, representations: RepresentationFactory, hidden: int = 32,
                  in_channels: int = 1, num_classes: int = 10, kernel_size: int = 5,
                  num_blocks: int = 5, norm: str = "layer"):
         super().__init__()
+        _check_sizes(hidden=hidden, in_channels=in_channels, num_classes=num_classes,
+                     kernel_size=kernel_size, num_blocks=num_blocks)
         k = kernel_size
         layers = [LiftingConv2d(in_channels, hidden, k, representations("lifting", k))]
         layers += [GroupConv2d(hidden, hidden, k, representations("group", k))
@@ -228,6 +240,8 @@ class CIFARResNet(nn.Module):
     def __init__(self, width: int = 32, representations: RepresentationFactory | None = None,
                  in_channels: int = 3, num_classes: int = 10, kernel_size: int = 7):
         super().__init__()
+        _check_sizes(width=width, in_channels=in_channels, num_classes=num_classes,
+                     kernel_size=kernel_size)
         k, p = kernel_size, kernel_size // 2
         grouped = representations is not None
         if grouped:

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import _validate as _check
+from .sinkhorn import METHODS as SINKHORN_METHODS
 from .sinkhorn import entropy_loss, normalization_loss, sinkhorn
 
 __all__ = [
@@ -92,16 +94,51 @@ class LearnedRepresentation(nn.Module):
         tol: float | None = None,
     ):
         super().__init__()
-        if size < 1 or dim < 1:
-            raise ValueError(f"size and dim must be >= 1; got size={size}, dim={dim}")
-        self.size, self.dim = size, dim
-        self.n_iter, self.fix_identity, self.temperature = n_iter, fix_identity, temperature
-        self.tol = tol
+        self.size, self.dim = _check.integer("size", size, 1), _check.integer("dim", dim, 1)
+        self.fix_identity = _check.flag("fix_identity", fix_identity)
+        self.n_iter, self.temperature, self.tol = n_iter, temperature, tol
         n_learned = size - 1 if fix_identity else size
         self.logits = nn.Parameter(torch.rand(n_learned, dim, dim))
-        self.method: str | None = None  # Sinkhorn evaluation, see wslib.sinkhorn.log_sinkhorn
+        self.method = None  # Sinkhorn evaluation, see wslib.sinkhorn.log_sinkhorn
         # Set only inside a `shared_sinkhorn` block: the learned matrices of this step.
         self._shared: Tensor | None = None
+
+    # The Sinkhorn settings are checked whenever they are set (in training they are annealed
+    # and changed after construction), so a bad value fails where it is given.
+    @property
+    def n_iter(self) -> int:
+        return self._n_iter
+
+    @n_iter.setter
+    def n_iter(self, value: int) -> None:
+        self._n_iter = _check.integer("n_iter", value, 1)
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self._temperature = _check.number("temperature", value, 0, inclusive=False)
+
+    @property
+    def tol(self) -> float | None:
+        return self._tol
+
+    @tol.setter
+    def tol(self, value: float | None) -> None:
+        self._tol = None if value is None else _check.number("tol", value, 0, inclusive=False)
+
+    @property
+    def method(self) -> str | None:
+        return self._method
+
+    @method.setter
+    def method(self, value: str | None) -> None:
+        if value is not None and value not in SINKHORN_METHODS:
+            raise ValueError(f"method must be None or one of "
+                             f"{', '.join(map(repr, SINKHORN_METHODS))}; got {value!r}")
+        self._method = value
 
     def soft_stack(self) -> Tensor:
         """The (|H|−1, d, d) learned matrices, sinkhorn(logits) ((|H|, d, d) without the
@@ -113,6 +150,8 @@ class LearnedRepresentation(nn.Module):
 
     def forward(self) -> Tensor:
         """Returns the (|H|, d, d) stack: [I, sinkhorn(logits)...] or sinkhorn(logits)."""
+        if self.logits.shape[0] == 0:  # |H| = 1 with the identity anchored: nothing is learned
+            return torch.eye(self.dim, dtype=self.logits.dtype, device=self.logits.device)[None]
         soft = self.soft_stack()
         if not self.fix_identity:
             return soft
@@ -120,11 +159,17 @@ class LearnedRepresentation(nn.Module):
         return torch.cat([eye, soft], dim=0)
 
     def normalization_loss(self) -> Tensor:
-        """The paper's normalisation regulariser on the raw logits (scalar)."""
+        """The paper's normalisation regulariser on the raw logits (scalar); 0 when nothing is
+        learned (|H| = 1 with the identity anchored), where the mean over no matrices is NaN."""
+        if self.logits.shape[0] == 0:
+            return self.logits.new_zeros(())
         return normalization_loss(self.logits)
 
     def entropy_loss(self) -> Tensor:
-        """The paper's entropy regulariser on the normalised learned matrices (scalar)."""
+        """The paper's entropy regulariser on the normalised learned matrices (scalar); 0 when
+        nothing is learned."""
+        if self.logits.shape[0] == 0:
+            return self.logits.new_zeros(())
         return entropy_loss(self.soft_stack())
 
     def extra_repr(self) -> str:
@@ -153,8 +198,16 @@ class _WeightSharingConv(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        if not isinstance(kernel_size, int) or kernel_size < 1:
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
             raise ValueError(f"kernel_size must be a positive int; got {kernel_size!r}")
+        in_channels = _check.integer("in_channels", in_channels, 1)
+        out_channels = _check.integer("out_channels", out_channels, 1)
+        padding = _check.integer("padding", padding, 0)
+        _check.flag("bias", bias)
+        if not isinstance(representation, nn.Module) or not all(
+                hasattr(representation, a) for a in ("size", "dim")):
+            raise TypeError("representation must be a module with `size` and `dim` that returns "
+                            f"an (|H|, d, d) stack; got {type(representation).__name__}")
         expected = in_group * kernel_size**2
         size, dim = representation.size, representation.dim
         if dim != expected:
@@ -199,8 +252,13 @@ class _WeightSharingConv(nn.Module):
         )
 
     def _cache_key(self) -> tuple:
+        """Everything the expanded kernel depends on: every parameter and buffer (where it lives
+        and how often it was changed in place) and every plain setting of this layer and its
+        representation -- Sinkhorn's n_iter, temperature, tol and method among them, so that
+        annealing the temperature, say, is never answered with a kernel of the old one."""
         tensors = [t for t in self.parameters()] + [t for t in self.buffers()]
-        return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        state = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        return state + tuple(_settings(m) for m in self.modules())
 
     def _conv_weights(self) -> tuple[Tensor, Tensor | None]:
         """The conv2d kernel and bias (C_out·|H|,): the bias is shared over the group axis."""
@@ -239,6 +297,20 @@ class _WeightSharingConv(nn.Module):
         )
 
 
+def _settings(module: nn.Module) -> tuple:
+    """The plain values (numbers, strings, None, dtypes) and loose tensors among ``module``'s
+    attributes, by name: what decides its output besides its parameters and buffers."""
+    out = []
+    for name, value in vars(module).items():
+        if name in ("training", "_cache"):  # the mode clears the cache; the cache is not input
+            continue
+        if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
+            out.append((name, value))
+        elif isinstance(value, Tensor):
+            out.append((name, value.data_ptr(), value._version, value.dtype, value.device))
+    return tuple(out)
+
+
 class LiftingConv2d(_WeightSharingConv):
     """Lifting convolution: an image to a function on (group × plane).
 
@@ -260,6 +332,7 @@ class LiftingConv2d(_WeightSharingConv):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        _check.tensor("x", x, floating=True)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"LiftingConv2d expects input (B, {self.in_channels}, H, W); got {tuple(x.shape)}"
@@ -289,6 +362,7 @@ class GroupConv2d(_WeightSharingConv):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        _check.tensor("x", x, floating=True)
         G = self.group_size
         if x.dim() != 5 or x.shape[1] != self.in_channels or x.shape[2] != G:
             raise ValueError(
@@ -302,7 +376,7 @@ def representation_losses(model: nn.Module) -> tuple[Tensor, Tensor]:
     """Sum of the paper's regularisers over every learned stack in ``model``.
 
     Returns:
-        (normalisation, entropy): two scalar tensors, zero if the model has no learned stack.
+        two scalar tensors ``(normalisation, entropy)``, zero if the model has no learned stack.
     """
     norm, ent = [], []
     for module in model.modules():

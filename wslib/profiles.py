@@ -61,7 +61,7 @@ def profile_choice() -> str:
 class ProfileSettings:
     """How much one profile trains, for every experiment of the book and of ``wslib.reproduce``.
 
-    This dataclass and :data:`SETTINGS` are the *one* place where profile sizes are written;
+    This dataclass and ``SETTINGS`` are the *one* place where profile sizes are written;
     notebooks and the reproduction CLI read them through :func:`settings`.
 
     Attributes:

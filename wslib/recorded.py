@@ -10,6 +10,7 @@ works (no clone and no internet) they raise :class:`RecordedUnavailable`, naming
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -98,37 +99,72 @@ def _write_atomically(data: bytes, target: Path) -> None:
         raise
 
 
+def _check_json(data: bytes) -> None:
+    """Raise ValueError unless ``data`` is UTF-8 JSON."""
+    json.loads(data.decode("utf-8"))
+
+
+def _check_checkpoint(data: bytes) -> None:
+    """Raise ValueError unless ``data`` loads as a checkpoint with ``weights_only=True``."""
+    try:
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for bad files
+        raise ValueError(f"not a readable checkpoint ({type(e).__name__})") from e
+
+
+def _valid(data: bytes, validate: Callable[[bytes], None] | None) -> str | None:
+    """None if ``data`` passes ``validate``, else why not (one line)."""
+    if validate is None:
+        return None
+    try:
+        validate(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None
+
+
 def recorded_path(path: str, fetch: Callable[[str], bytes] | None = None,
-                  cache: Path | None = None) -> Path:
+                  cache: Path | None = None,
+                  validate: Callable[[bytes], None] | None = None) -> Path:
     """A local file holding the repository's ``path``: the clone's own, else a cached download.
 
     Args:
         path: the file's path inside the repository, e.g. ``"results/ch6/orderings.json"``.
         fetch: downloads a URL and returns its bytes (default: ``urllib``); tests replace it.
         cache: the download cache (default ``default_root() / "recorded"``).
+        validate: raises ``ValueError`` for bytes that are not the file (an HTML error page
+            served in its place, a truncated download). A download is cached only once it
+            passes, and a cached copy that does not pass is downloaded again.
 
     Returns:
         the path of a readable local copy.
 
     Raises:
-        RecordedUnavailable: the file is not on disk and could not be downloaded; the message
-            names the file, the address tried and the reason.
+        RecordedUnavailable: the file is not on disk and could not be downloaded, or what was
+            downloaded is not the file; the message names the file, the address tried and the
+            reason. Nothing is cached then.
     """
     rel = _relative(path)
     local = repository_root() / rel
     if local.is_file():
         return local
     cached = (cache if cache is not None else default_root() / "recorded") / rel
-    if cached.is_file():
+    if cached.is_file() and _valid(cached.read_bytes(), validate) is None:
         return cached
     url = raw_url(rel)
+    advice = f"clone the repository ({REPOSITORY_URL}) or connect to the internet to see it"
     try:
         data = (fetch or _download)(url)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise RecordedUnavailable(
             f"the recorded file {rel} is not in this copy of wslib and could not be downloaded "
-            f"from {url} ({type(e).__name__}: {e}); clone the repository "
-            f"({REPOSITORY_URL}) or connect to the internet to see it") from e
+            f"from {url} ({type(e).__name__}: {e}); {advice}") from e
+    problem = _valid(data, validate)
+    if problem is not None:
+        start = data[:40].decode("utf-8", "replace").strip()
+        raise RecordedUnavailable(
+            f"the download of {rel} from {url} is not the file ({problem}; it begins "
+            f"{start!r}) and was not cached; {advice}")
     _write_atomically(data, cached)
     return cached
 
@@ -142,11 +178,14 @@ def load_result(path: str, fetch: Callable[[str], bytes] | None = None,
 
     Raises:
         RecordedUnavailable: neither on disk nor downloadable.
-        ValueError: the file is not valid JSON (the message names it).
+        ValueError: the file is not UTF-8 or not valid JSON (the message names it).
     """
-    p = recorded_path(path, fetch, cache)
+    p = recorded_path(path, fetch, cache, validate=_check_json)
     try:
-        return json.loads(p.read_text())
+        return json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} (read from {p}) is not UTF-8 text: byte {e.start} is "
+                         f"{e.object[e.start:e.start + 1]!r}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} (read from {p}) is not valid JSON: {e}") from e
 
@@ -164,7 +203,7 @@ def load_checkpoint_file(path: str, fetch: Callable[[str], bytes] | None = None,
         RecordedUnavailable: neither on disk nor downloadable.
         ValueError: the file is not a readable checkpoint (the message names it).
     """
-    p = recorded_path(path, fetch, cache)
+    p = recorded_path(path, fetch, cache, validate=_check_checkpoint)
     try:
         return load_checkpoint(p)
     except ValueError as e:

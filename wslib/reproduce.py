@@ -32,6 +32,7 @@ from typing import Any, Callable
 import torch
 
 from . import data as wdata
+from ._validate import BadArgument, OneLineParser
 from .analysis import closure, recovery
 from .models import CNN, GCNN, WSCNN, cifar_cnn, cifar_gcnn, cifar_wscnn
 from .nn import LearnedRepresentation, count_parameters
@@ -40,6 +41,7 @@ from .train import (
     History,
     SharedKernelLayer,
     TrainConfig,
+    _check_writable_path,
     default_device,
     reconstruction_objective,
     seed_everything,
@@ -188,7 +190,7 @@ def run_experiment(
     """Train one model on one experiment at the scale of ``profile``; return the result record.
 
     Args:
-        experiment: a key of :data:`EXPERIMENTS`.
+        experiment: a key of ``EXPERIMENTS``.
         model: ``cnn``, ``gcnn`` or ``wscnn`` (toys: ``wscnn``, the learned layer).
         profile: ``quick`` / ``tutorial`` / ``paper`` (default: ``WSLIB_PROFILE``).
         seed: seeds data subsets, augmentation and initialisation.
@@ -201,7 +203,7 @@ def run_experiment(
             every epoch as ``callback(epoch, history)``.
 
     Returns:
-        a JSON-serialisable dict: ``metrics``, ``provenance``, ``config``, ``history``.
+        a JSON-serialisable dict with ``metrics``, ``provenance``, ``config``, ``history``.
         ``paper_scale`` is true only when every setting is the paper's (:func:`is_paper_scale`).
     """
     if experiment not in EXPERIMENTS:
@@ -216,11 +218,11 @@ def run_experiment(
         raise ValueError(f"task must be 'invariant' or 'equivariant'; got {task!r}")
     if task != "invariant" and exp.kind != "toy":
         raise ValueError(f"--task applies to the toy problems only, not {experiment}")
-    variant = model + (f"-ent{lambda_ent:g}" if lambda_ent else "") + \
-        (f"-theta{theta:g}" if experiment == "partial-rotated-mnist" else "") + \
-        ("-equivariant" if task == "equivariant" else "")
+    variant = _run_variant(experiment, model, lambda_ent, theta, task)
     ckpt = (Path(checkpoint_dir) / f"{experiment}_{variant}_{profile}_seed{seed}.pt"
             if checkpoint_dir is not None else None)
+    if ckpt is not None:  # before the data and the training: a checkpoint must be writable
+        _check_writable_path(ckpt, "the checkpoint")
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     extra: dict[str, Any] = {}
 
@@ -404,6 +406,13 @@ _ROW_NAMES = {"cnn": "CNN", "gcnn": "GCNN (C4)", "wscnn": "WSCNN + norm",
 _PROGRESS = "WSLIB-PROGRESS "
 
 
+def _run_variant(experiment: str, model: str, lambda_ent: float, theta: float, task: str) -> str:
+    """The model part of a run's file names: model, entropy weight, angle, task."""
+    return model + (f"-ent{lambda_ent:g}" if lambda_ent else "") + \
+        (f"-theta{theta:g}" if experiment == "partial-rotated-mnist" else "") + \
+        ("-equivariant" if task == "equivariant" else "")
+
+
 def _variant(model: str, lambda_ent: float) -> str:
     return model + (f"-ent{lambda_ent:g}" if lambda_ent else "")
 
@@ -564,12 +573,43 @@ def _cuda_missing(device: str | None) -> str | None:
     return None
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before any work, what argparse's types let through: non-finite or negative
+    numbers, an unknown device, unwritable result and checkpoint locations."""
+    if not math.isfinite(args.lambda_ent) or args.lambda_ent < 0:
+        raise BadArgument(f"--lambda-ent must be a finite number >= 0; got {args.lambda_ent}")
+    if not math.isfinite(args.theta) or not 0 < args.theta <= 360:
+        raise BadArgument(f"--theta must be an angle in degrees in (0, 360]; got {args.theta}")
+    if args.jobs is not None and args.jobs < 1:
+        raise BadArgument(f"--jobs must be >= 1; got {args.jobs}")
+    if args.device is not None:
+        try:
+            torch.device(args.device)
+        except (RuntimeError, ValueError):
+            raise BadArgument(f"--device must name a torch device such as cpu or cuda; got "
+                              f"{args.device!r}") from None
+    threads = os.environ.get("WSLIB_TORCH_THREADS")
+    if threads and not (threads.isdigit() and int(threads) >= 1):
+        raise BadArgument(f"WSLIB_TORCH_THREADS must be a positive integer; got {threads!r}")
+    try:
+        _check_writable_path(args.results_dir, "--results-dir", folder=True)
+        _check_writable_path(args.checkpoint_dir, "--checkpoint-dir", folder=True)
+        if args.experiment in EXPERIMENTS:
+            profile = args.profile or current_profile()
+            variant = _run_variant(args.experiment, args.model, args.lambda_ent, args.theta, args.task)
+            _check_writable_path(_result_path(Path(args.results_dir), args.experiment, variant,
+                                              profile, args.seed), "the result file")
+    except ValueError as err:
+        raise BadArgument(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line ``python -m wslib.reproduce`` (``argv``: its arguments, default
-    ``sys.argv[1:]``); returns the exit status: 0 on success, 2 for bad arguments or a
-    missing dataset."""
-    parser = argparse.ArgumentParser(prog="python -m wslib.reproduce", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    ``sys.argv[1:]``); returns the exit status: 0 on success, 2 for bad arguments (one line on
+    stderr, checked before any training) or a missing dataset, 1 if the result cannot be
+    written after all (it is then printed)."""
+    parser = OneLineParser(prog="python -m wslib.reproduce", description=__doc__.split("\n\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--model", default="wscnn", help="cnn, gcnn or wscnn (default wscnn)")
     parser.add_argument("--profile", choices=PROFILES, default=None,
@@ -587,12 +627,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="table1: runs at once (default: all on CUDA, one per core on a CPU)")
     parser.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
-    args = parser.parse_args(argv)
-    if args.list or not args.experiment:
-        print(f"{'table1':24s} the MNIST rows of Table 1 (8 runs, parallel processes)")
-        for e in EXPERIMENTS.values():
-            print(f"{e.name:24s} models: {', '.join(e.models):16s} {e.paper:16s} {e.description}")
-        return 0
+    try:
+        args = parser.parse_args(argv)
+        if args.list or not args.experiment:
+            print(f"{'table1':24s} the MNIST rows of Table 1 (8 runs, parallel processes)")
+            for e in EXPERIMENTS.values():
+                print(f"{e.name:24s} models: {', '.join(e.models):16s} {e.paper:16s} {e.description}")
+            return 0
+        _check_arguments(args)
+    except BadArgument as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     missing = _cuda_missing(args.device)
     if missing:
         print(f"error: {missing}", file=sys.stderr)
@@ -619,7 +664,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # bad arguments or a missing dataset: say so, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
-    path = write_result(result, args.results_dir)
+    try:
+        path = write_result(result, args.results_dir)
+    except OSError as err:  # checked before training, but the disk may have changed since
+        print(json.dumps(_json_safe(result), indent=2, ensure_ascii=False))
+        print(f"error: the result could not be written ({err}); it is printed above",
+              file=sys.stderr)
+        return 1
     m = result["metrics"]
     print(f"{result['experiment']} / {result['model']} / profile {result['profile']}: "
           f"test accuracy {m['test_acc']:.4f} after {m['epochs_trained']} epochs "

@@ -177,7 +177,7 @@ def sinkhorn_iterations(logits: Tensor, n_iter: int = 20, tol: float = AUTHORS_T
     Args:
         logits: (..., n, n) logits, already divided by any temperature.
         n_iter: the cap.
-        tol: the tolerance; :data:`AUTHORS_TOL` (default) is the authors' ``allclose`` rule.
+        tol: the tolerance; ``AUTHORS_TOL`` (default) is the authors' ``allclose`` rule.
 
     Returns:
         the number of iterations, 0..n_iter.
@@ -241,15 +241,15 @@ def log_sinkhorn(
         method: how to evaluate the same operator. ``"log"``: the unrolled log-domain loop,
             the reference (on CUDA through ``torch.compile`` unless ``WSLIB_COMPILE=0``).
             ``"scaling"``: the exponential-domain form with a hand-written backward
-            (:class:`_ScalingSinkhorn`), about 3× faster on a CPU. ``"fused"``: one Triton
+            (``_ScalingSinkhorn``), about 3× faster on a CPU. ``"fused"``: one Triton
             program per matrix (:mod:`wslib.fused_sinkhorn`). ``"auto"``/``None`` (default):
-            scaling on the CPU while the logit range is at most :data:`SCALING_MAX_RANGE`,
+            scaling on the CPU while the logit range is at most ``SCALING_MAX_RANGE``,
             else log. All agree to float32 rounding, values and gradients.
         tol: ``None`` (default): exactly ``n_iter`` iterations. A number: stop early, before
             the first iteration at which every row and column sum of the whole stack is within
             ``tol`` of 1 (:func:`sinkhorn_iterations` counts them, without gradients); then the
             chosen ``method`` runs that many iterations, and gradients flow through them.
-            :data:`AUTHORS_TOL` is the authors' rule. On a GPU every test costs a host
+            ``AUTHORS_TOL`` is the authors' rule. On a GPU every test costs a host
             synchronisation (at most ``n_iter`` per call), so there the fixed count
             (``tol=None``) is the fast choice.
 
@@ -289,7 +289,7 @@ def sinkhorn(
         method: ``"auto"`` (default), ``"log"``, ``"scaling"`` or ``"fused"``; see
             :func:`log_sinkhorn`.
         tol: ``None`` (default) runs ``n_iter`` iterations; a number stops early once every
-            row and column sum is within ``tol`` of 1 (:data:`AUTHORS_TOL`: the authors' rule);
+            row and column sum is within ``tol`` of 1 (``AUTHORS_TOL``: the authors' rule);
             see :func:`log_sinkhorn`.
 
     Returns:
@@ -349,7 +349,7 @@ def doubly_stochastic_error(matrix: Tensor) -> Tensor:
         matrix: (..., n, n).
 
     Returns:
-        (...) the largest of: |row sum − 1|, |column sum − 1| and the most negative entry's
+        (...) the largest of |row sum − 1|, |column sum − 1| and the most negative entry's
         magnitude. Zero exactly for doubly stochastic matrices.
     """
     _check_square(matrix, "matrix")

@@ -8,8 +8,9 @@ snapshots of every learned stack, which the book plots.
 Checkpoints are written atomically (a temporary file, then ``os.replace``) after every epoch. A
 run that is interrupted resumes from its last checkpoint to *the same result* as an uninterrupted
 run, because all randomness of epoch e (shuffling, augmentation, dropout) is re-seeded from
-(seed, e) instead of being carried along in generator state. A loss that turns NaN or infinite
-stops training with :class:`TrainingDiverged` before the diverged state reaches the checkpoint.
+(seed, e) instead of being carried along in generator state. A loss, parameter, buffer or
+optimiser state that turns NaN or infinite stops training with :class:`TrainingDiverged` before
+the diverged state reaches the checkpoint.
 
 The module also holds the toy problems' single weight-sharing layer
 (:class:`SharedKernelLayer`) and the objectives the book trains it with.
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
+from . import _validate as _check
 from .nn import LearnedRepresentation, representation_losses, shared_sinkhorn
 
 __all__ = [
@@ -261,6 +263,7 @@ class History:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices); call it before building a model."""
+    seed = _check.integer("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -294,10 +297,13 @@ def load_checkpoint(path: str | Path) -> dict:
 
     Raises:
         FileNotFoundError: there is no file at ``path``.
-        ValueError: the file is not a checkpoint (truncated, corrupted, or written by something
-            other than :func:`save_checkpoint`); the message names the file.
+        ValueError: ``path`` is a directory, or the file is not a checkpoint (truncated,
+            corrupted, or written by something other than :func:`save_checkpoint`); the message
+            names the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -332,9 +338,10 @@ def _load_training_state(path: str | Path) -> dict:
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite; ``epoch`` (1-based) and ``step`` (1-based,
-    within the epoch) say where it happened first. The checkpoint on disk, if any, still holds
-    the last epoch that ended with a finite loss."""
+    """Training diverged: the loss, a parameter, a buffer (a batch norm's statistics) or the
+    optimiser's state became NaN or infinite; ``epoch`` (1-based) and ``step`` (1-based,
+    within the epoch; the epoch's last step when found at its end) say where it was found first.
+    The checkpoint on disk, if any, still holds the last epoch whose every tensor was finite."""
 
     def __init__(self, message: str, epoch: int, step: int):
         super().__init__(message)
@@ -349,10 +356,12 @@ def learned_stacks(model: nn.Module) -> dict[str, Tensor]:
 
 
 def set_temperature(model: nn.Module, temperature: float) -> None:
-    """Set the Sinkhorn temperature of every LearnedRepresentation in ``model``."""
+    """Set the Sinkhorn temperature (a finite number > 0) of every LearnedRepresentation in
+    ``model``."""
+    temperature = _check.number("temperature", temperature, 0, inclusive=False)
     for m in model.modules():
         if isinstance(m, LearnedRepresentation):
-            m.temperature = float(temperature)
+            m.temperature = temperature
 
 
 def _normalization_only(model: nn.Module) -> Tensor:
@@ -389,17 +398,54 @@ def classification_objective(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Te
     return F.cross_entropy(logits, y), logits
 
 
-def _as_dataset(data) -> Dataset:
+def _as_dataset(data, name: str = "data") -> Dataset:
+    """``data`` as a Dataset of (input, target) pairs, or a ValueError naming the argument."""
     if isinstance(data, Dataset):
-        return data
-    if hasattr(data, "dataset") and callable(data.dataset):  # e.g. wslib.data.ToyData
-        return data.dataset()
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
-        return TensorDataset(*data)
-    raise ValueError(
-        "data must be a torch Dataset, a ToyData, or a pair of tensors (inputs, targets); "
-        f"got {type(data).__name__}"
-    )
+        dataset = data
+    elif hasattr(data, "dataset") and callable(data.dataset):  # e.g. wslib.data.ToyData
+        dataset = data.dataset()
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        if len(data[0]) != len(data[1]):
+            raise ValueError(f"{name}: inputs and targets must have the same length; got "
+                             f"{len(data[0])} and {len(data[1])}")
+        dataset = TensorDataset(*data)
+    else:
+        raise ValueError(
+            f"{name} must be a torch Dataset, a ToyData, or a pair of tensors (inputs, targets); "
+            f"got {type(data).__name__}"
+        )
+    return dataset
+
+
+def _pair(batch, name: str) -> tuple[Tensor, Tensor]:
+    """A loader's batch as (inputs, targets), or a ValueError saying what ``name`` yields
+    instead (a check in Python, no device synchronisation)."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], Tensor):
+        return batch[0], batch[1]
+    what = (f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list))
+            else f"a {type(batch).__name__}")
+    raise ValueError(f"{name} must yield (input tensor, target) pairs; a batch of it is {what}")
+
+
+def _check_writable_path(path: str | Path, what: str, folder: bool = False) -> Path:
+    """``path`` if a file (``folder=False``) or a folder can be written there: it is not the
+    other kind, and the nearest existing folder above it is a folder we may write in (tried
+    with an unnamed temporary file). Else a ValueError naming ``what``."""
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        kind = "a directory, not a file" if path.is_dir() else "a file, not a directory"
+        raise ValueError(f"{what} {path} is {kind}")
+    above = path if folder else path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ValueError(f"{what} {path} cannot be created: {above} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=above):
+            pass
+    except OSError as err:
+        raise ValueError(f"{what} {path} is not writable: {err.strerror or err} in {above}") from None
+    return path
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -439,6 +485,8 @@ def recalibrate_batch_norm(model: nn.Module, data, batches: int, batch_size: int
     Evaluating with these statistics describes the network as it is *now*, not an average
     over its last few optimiser steps. Returns the number of batch norms recalibrated.
     """
+    batches = _check.integer("batches", batches)
+    batch_size = _check.integer("batch_size", batch_size, 1)
     norms = [m for m in model.modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms or batches <= 0:
@@ -454,8 +502,8 @@ def recalibrate_batch_norm(model: nn.Module, data, batches: int, batch_size: int
     model.train()
     try:
         with shared_sinkhorn(model):  # the weights do not change here: one Sinkhorn for all batches
-            for x, _ in DataLoader(dataset, batch_size=batch_size, sampler=sampler):
-                model(x.to(device, non_blocking=True))
+            for batch in DataLoader(dataset, batch_size=batch_size, sampler=sampler):
+                model(_pair(batch, "data")[0].to(device, non_blocking=True))
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -475,6 +523,7 @@ def evaluate(model: nn.Module, data, objective: Objective = classification_objec
     Returns:
         ``(loss, accuracy)``; accuracy is ``nan`` when the objective gives no logits.
     """
+    batch_size = _check.integer("batch_size", batch_size, 1)
     dataset = _as_dataset(data)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
@@ -482,7 +531,8 @@ def evaluate(model: nn.Module, data, objective: Objective = classification_objec
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n, scored = 0, False
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x, y = _pair(batch, "data")
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss, logits = objective(model, x, y)
         loss_sum += loss.detach() * len(y)
@@ -504,7 +554,8 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     so code that reads them works alike for a model trained on a GPU or on the CPU. The model is
     left in the mode it was in.
     """
-    if batch_size < 1:
+    _check.tensor("x", x)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     device = next(model.parameters()).device
     was_training = model.training
@@ -548,17 +599,23 @@ def train(
         the :class:`History` of all epochs, including those of a resumed run.
 
     Raises:
-        TrainingDiverged: the loss became NaN or infinite (checked once per epoch); the
-            diverged state is not written, so the checkpoint keeps the last good epoch.
+        TrainingDiverged: the loss became NaN or infinite (tracked on the device, read once
+            per epoch), or a tensor of the model or the optimiser did (checked at the end of
+            every epoch, and when Sinkhorn refuses non-finite logits); the diverged state is
+            not written, so the checkpoint keeps the last good epoch.
         ValueError: a bad config, or a checkpoint that is corrupted, foreign, or written with
             a different config.
     """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig(**(config or {}))
     device = torch.device(cfg.device) if cfg.device is not None else default_device()
-    train_set = _as_dataset(train_data)
-    test_set = _as_dataset(test_data) if test_data is not None else None
+    train_set = _as_dataset(train_data, "train_data")
+    test_set = _as_dataset(test_data, "test_data") if test_data is not None else None
     if len(train_set) == 0:
         raise ValueError("the training set is empty")
+    if test_set is not None and len(test_set) == 0:
+        raise ValueError("test_data is empty; pass None to train without a test set")
+    if cfg.checkpoint is not None:  # before any work: a checkpoint that cannot be written loses it
+        _check_writable_path(cfg.checkpoint, "TrainConfig.checkpoint")
     model.to(device)
     if cfg.sinkhorn_tol is not None:
         for m in model.modules():
@@ -609,14 +666,27 @@ def train(
         sums = torch.zeros(6, device=device)
         n_seen, n_steps, scored, tau = 0, 0, False, math.nan
         lambda_ent = cfg.lambda_ent if epoch >= cfg.harden_from else 0.0
-        for i, (x, y) in enumerate(loader):
+        for i, batch in enumerate(loader):
+            x, y = _pair(batch, "train_data")
             if cfg.temperature is not None:
                 t_start, t_end = cfg.temperature
                 frac = (epoch * steps_per_epoch + i - first_hard) / hard_steps
                 tau = t_start * (t_end / t_start) ** min(max(frac, 0.0), 1.0)
                 set_temperature(model, tau)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss, task, norm, ent, logits = step_loss(model, objective, x, y, cfg.lambda_norm, lambda_ent)
+            try:
+                loss, task, norm, ent, logits = step_loss(model, objective, x, y, cfg.lambda_norm,
+                                                          lambda_ent)
+            except ValueError as err:
+                # Sinkhorn refuses non-finite logits: then an earlier step diverged, and the
+                # flags on the device say whether its loss showed it first.
+                bad = _first_nonfinite(model, optimizer)
+                if bad is None:
+                    raise
+                s = sums.tolist()
+                what, step = ("the loss", int(s[4]) + 1) if s[5] > 0 else (bad, max(i, 1))
+                _close(bar)
+                raise _diverged(cfg, epoch + 1, step, steps_per_epoch, what) from err
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -637,15 +707,29 @@ def train(
             n_steps += 1
             if bar is not None:
                 bar.update(1)
-        s = sums.tolist()  # the epoch's one host synchronisation
+        s = sums.tolist()  # the epoch's one host synchronisation of the steps
         if s[5] > 0:
-            if bar is not None:
-                bar.close()
-            _raise_diverged(cfg, epoch + 1, int(s[4]) + 1, n_steps)
-        recalibrate_batch_norm(model, train_set, cfg.bn_recalibration, cfg.batch_size, device,
-                               seed=_epoch_seed(cfg.seed, epoch) + 1)
-        test_loss, test_acc = (evaluate(model, test_set, objective, max(cfg.batch_size, 256), device)
-                               if test_set is not None else (math.nan, math.nan))
+            _close(bar)
+            raise _diverged(cfg, epoch + 1, int(s[4]) + 1, n_steps, "the loss")
+        try:
+            recalibrate_batch_norm(model, train_set, cfg.bn_recalibration, cfg.batch_size, device,
+                                   seed=_epoch_seed(cfg.seed, epoch) + 1)
+            test_loss, test_acc = (evaluate(model, test_set, objective, max(cfg.batch_size, 256),
+                                            device)
+                                   if test_set is not None else (math.nan, math.nan))
+            failed = None
+        except ValueError as err:  # Sinkhorn's refusal of non-finite logits, or another error
+            failed = err
+        # A checkpoint is good only if every tensor in it is finite: the loss of every step can
+        # be finite while the last update, or a batch norm's statistics, are not.
+        bad = _first_nonfinite(model, optimizer)
+        if bad is None and test_set is not None and failed is None and not math.isfinite(test_loss):
+            bad = "the test loss"
+        if bad is not None:
+            _close(bar)
+            raise _diverged(cfg, epoch + 1, n_steps, n_steps, bad, at_end=True) from failed
+        if failed is not None:
+            raise failed
         history.epoch.append(epoch + 1)
         history.train_loss.append(s[0] / n_seen)
         history.train_acc.append(s[3] / n_seen if scored else math.nan)
@@ -675,7 +759,34 @@ def train(
     return history
 
 
-def _raise_diverged(cfg: TrainConfig, epoch: int, step: int, n_steps: int) -> None:
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
+
+
+def _first_nonfinite(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> str | None:
+    """The first of the model's parameters and buffers and the optimiser's state tensors that
+    holds a NaN or an infinity, named, or None when all are finite. One host read per device."""
+    named = [(f"the parameter {n}", t) for n, t in model.named_parameters()]
+    named += [(f"the buffer {n}", t) for n, t in model.named_buffers()]
+    if optimizer is not None:
+        for key, state in optimizer.state_dict()["state"].items():
+            named += [(f"the optimizer state {name!r} of parameter {key}", t)
+                      for name, t in state.items() if isinstance(t, Tensor)]
+    named = [(n, t) for n, t in named if t.is_floating_point() or t.is_complex()]
+    by_device: dict[torch.device, list[int]] = {}
+    for k, (_, t) in enumerate(named):
+        by_device.setdefault(t.device, []).append(k)
+    for device, ks in by_device.items():
+        finite = torch.stack([torch.isfinite(named[k][1].detach()).all() for k in ks]).tolist()
+        for k, ok in zip(ks, finite):
+            if not ok:
+                return named[k][0]
+    return None
+
+
+def _diverged(cfg: TrainConfig, epoch: int, step: int, n_steps: int, what: str,
+              at_end: bool = False) -> "TrainingDiverged":
     if cfg.checkpoint is None:
         kept = "no checkpoint was configured (TrainConfig.checkpoint is None)"
     elif epoch - 1 > 0 and Path(cfg.checkpoint).exists():
@@ -683,10 +794,11 @@ def _raise_diverged(cfg: TrainConfig, epoch: int, step: int, n_steps: int) -> No
                 "and was not overwritten")
     else:
         kept = f"no epoch finished before it, so no checkpoint was written to {cfg.checkpoint}"
-    raise TrainingDiverged(
-        f"training diverged: the loss became NaN or infinite in epoch {epoch} at step {step} of "
-        f"{n_steps}; {kept}. Lower the learning rates or check the data for NaNs.",
-        epoch=epoch, step=step)
+    where = (f"by the end of epoch {epoch} (step {step} of {n_steps})" if at_end
+             else f"in epoch {epoch} at step {step} of {n_steps}")
+    return TrainingDiverged(
+        f"training diverged: {what} became NaN or infinite {where}; {kept}. Lower the learning "
+        "rates or check the data for NaNs.", epoch=epoch, step=step)
 
 
 def train_restarts(
@@ -703,7 +815,7 @@ def train_restarts(
     same group element). The choice uses the training loss only, never the test set.
 
     Args:
-        make_model: ``seed -> model``; called after :func:`seed_everything(seed)`.
+        make_model: ``seed -> model``; called after :func:`seed_everything` with that seed.
         train_data, test_data, objective: as in :func:`train`.
         config: as in :func:`train`; restart i uses seed ``config.seed + i`` (and, if a
             checkpoint path is given, its own file ``<path>.restart<i>``).
@@ -712,8 +824,7 @@ def train_restarts(
     Returns:
         ``(model, history, final_train_losses)``: the chosen run and every run's final loss.
     """
-    if restarts < 1:
-        raise ValueError(f"restarts must be >= 1; got {restarts}")
+    restarts = _check.integer("restarts", restarts, 1)
     cfg = config if isinstance(config, TrainConfig) else TrainConfig(**(config or {}))
     best: tuple[nn.Module, History] | None = None
     losses: list[float] = []
@@ -754,6 +865,7 @@ class SharedKernelLayer(nn.Module):
         super().__init__()
         if task not in ("invariant", "equivariant"):
             raise ValueError(f"task must be 'invariant' or 'equivariant'; got {task!r}")
+        n_templates = _check.integer("n_templates", n_templates, 1)
         self.representation, self.task = representation, task
         self.weight = nn.Parameter(torch.randn(n_templates, representation.dim) / math.sqrt(representation.dim))
 
@@ -791,8 +903,7 @@ def reconstruction_objective(softmin_temperature: float = 0.1) -> Objective:
     Args:
         softmin_temperature: τ of the soft minimum over group elements.
     """
-    if softmin_temperature <= 0:
-        raise ValueError(f"softmin_temperature must be > 0; got {softmin_temperature}")
+    _check.number("softmin_temperature", softmin_temperature, 0, inclusive=False)
 
     def objective(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         if not isinstance(model, SharedKernelLayer):

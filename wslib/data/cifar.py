@@ -7,7 +7,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .common import CIFAR10_MEAN, CIFAR10_STD, DatasetUnavailable, default_root, epoch_generator, subset
+from .common import (CIFAR10_MEAN, CIFAR10_STD, DatasetUnavailable, data_folder, default_root,
+                     epoch_generator, subset)
 
 class CIFAR10Dataset(Dataset):
     """CIFAR-10 images, normalised per channel, optionally flipped left-right at random.
@@ -69,7 +70,7 @@ def cifar10(root: str | Path | None = None, download: bool = True, flips: bool =
     """
     from torchvision.datasets import CIFAR10
 
-    root = Path(root).expanduser() if root is not None else default_root()
+    root = data_folder(Path(root) if root is not None else default_root(), create=download)
     out = []
     for train in (True, False):
         try:

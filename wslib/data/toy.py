@@ -138,8 +138,8 @@ def rotated_patterns(
     """2-D toy data: random k×k patterns rotated by elements of C_order.
 
     For ``order`` 1, 2 or 4 the rotations permute the pixels exactly (``representation`` holds
-    the grid permutations of :meth:`FiniteGroup.grid_representation`); for other orders (e.g. 8)
-    they are bilinear interpolations (:func:`interpolated_rotation_matrix`) and the templates
+    the grid permutations of :meth:`.FiniteGroup.grid_representation`); for other orders (e.g. 8)
+    they are bilinear interpolations (:func:`.interpolated_rotation_matrix`) and the templates
     are masked to the inscribed disc, so little mass falls off the grid.
 
     Args:

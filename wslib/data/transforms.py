@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .. import _validate as _check
 from .common import MNIST_MEAN, MNIST_STD, epoch_generator, subset
 from .mnist import ImageData, load_mnist
 
@@ -40,8 +41,9 @@ def rotate_images(images: Tensor, angles: Tensor | float) -> Tensor:
     Returns:
         (N, C, H, W) rotated images, same dtype and device.
     """
+    _check.tensor("images", images, dims=4, floating=True)
     if not isinstance(angles, Tensor):
-        angles = torch.full((images.shape[0],), float(angles))
+        angles = torch.full((images.shape[0],), _check.number("angles", angles))
     _check_images(images, angles, "angle")
     theta = torch.deg2rad(angles.to(device=images.device, dtype=images.dtype))
     c, s = torch.cos(theta), torch.sin(theta)
@@ -67,8 +69,9 @@ def scale_images(images: Tensor, scales: Tensor | float) -> Tensor:
     Returns:
         (N, C, H, W) images, same dtype and device.
     """
+    _check.tensor("images", images, dims=4, floating=True)
     if not isinstance(scales, Tensor):
-        scales = torch.full((images.shape[0],), float(scales))
+        scales = torch.full((images.shape[0],), _check.number("scales", scales))
     _check_images(images, scales, "scale")
     if not bool(((scales > 0) & (scales <= 1)).all()):
         raise ValueError("scales must lie in (0, 1]: images are shrunk and zero-padded, never enlarged")
@@ -112,6 +115,8 @@ class TransformedDataset(Dataset):
                  classes: Sequence[int] | None = None, seed: int = 0,
                  mean: float | Sequence[float] | None = MNIST_MEAN,
                  std: float | Sequence[float] | None = MNIST_STD):
+        _check.tensor("images", images)
+        _check.tensor("labels", labels)
         if images.dim() != 4:
             raise ValueError(f"images must have shape (N, C, H, W); got {tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
@@ -172,10 +177,7 @@ class RotatedDataset(TransformedDataset):
 
     def __init__(self, images: Tensor, labels: Tensor, angle_range: tuple[float, float] = (0.0, 360.0),
                  **kwargs):
-        lo, hi = map(float, angle_range)
-        if not lo <= hi:
-            raise ValueError(f"angle_range must be (low, high) with low <= high; got {angle_range}")
-        self.angle_range = (lo, hi)
+        self.angle_range = _check.pair("angle_range", angle_range)
         super().__init__(images, labels, **kwargs)
 
     def sample_parameters(self, generator: torch.Generator, n: int) -> Tensor:
@@ -197,7 +199,7 @@ class ScaledDataset(TransformedDataset):
 
     def __init__(self, images: Tensor, labels: Tensor, scale_range: tuple[float, float] = (0.3, 1.0),
                  **kwargs):
-        lo, hi = map(float, scale_range)
+        lo, hi = _check.pair("scale_range", scale_range)
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"scale_range must satisfy 0 < low <= high <= 1; got {scale_range}")
         self.scale_range = (lo, hi)
@@ -248,6 +250,7 @@ def rotated_mnist(
         ``(train, test, source)``: two :class:`RotatedDataset` yielding ((1, 28, 28) normalised
         image, label), and the name of the MNIST source used.
     """
+    angle_range = _check.pair("angle_range", angle_range)  # before the digits are loaded
     return _mnist_pair(RotatedDataset, data, source, root, download, train_size, test_size, seed,
                        angle_range=angle_range, classes=classes)
 
@@ -267,5 +270,6 @@ def scaled_mnist(
 
     Arguments and return value as in :func:`rotated_mnist`, with scale factors for angles.
     """
+    scale_range = _check.pair("scale_range", scale_range)  # before the digits are loaded
     return _mnist_pair(ScaledDataset, data, source, root, download, train_size, test_size, seed,
                        scale_range=scale_range, classes=classes)
