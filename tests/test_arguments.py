@@ -47,7 +47,6 @@ def test_sinkhorn_settings_are_checked_when_set_later_too():
 
 # The checks of sinkhorn's own arguments belong in wslib.sinkhorn (its argument check,
 # _prepare); until they are there, these fail with Python's own TypeError/AttributeError.
-@pytest.mark.xfail(strict=True, reason="wslib.sinkhorn does not check the types of its arguments")
 @pytest.mark.parametrize("kwargs, name", [(dict(temperature="1"), "temperature"),
                                           (dict(n_iter=2.5), "n_iter")])
 def test_sinkhorn_names_a_bad_setting(kwargs, name):
@@ -55,7 +54,6 @@ def test_sinkhorn_names_a_bad_setting(kwargs, name):
         sinkhorn(torch.rand(2, 3, 3), **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="wslib.sinkhorn does not check the types of its arguments")
 def test_sinkhorn_refuses_a_numpy_array_by_name():
     with pytest.raises(TypeError, match="^logits must be a torch.Tensor"):
         sinkhorn(np.random.rand(2, 3, 3))

@@ -247,3 +247,16 @@ def test_bad_tol_raises(tol):
         sinkhorn(torch.rand(3, 3), tol=tol)
     with pytest.raises(ValueError, match="tol"):
         sinkhorn_iterations(torch.rand(3, 3), 20, tol)
+
+
+def test_normalization_loss_of_no_matrices_is_zero():
+    assert normalization_loss(torch.zeros(0, 5, 5)).item() == 0.0
+
+
+def test_integer_logits_and_bad_check_finite_are_named():
+    with pytest.raises(ValueError, match="^logits must be a floating-point tensor"):
+        sinkhorn(torch.zeros(3, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="^check_finite must be True or False"):
+        sinkhorn(torch.zeros(3, 3), check_finite="yes")
+    with pytest.raises(TypeError, match="^n_iter must be an integer"):
+        sinkhorn_iterations(torch.zeros(3, 3), 2.5)

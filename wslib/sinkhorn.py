@@ -13,6 +13,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from ._validate import flag, integer, number, tensor
+
 __all__ = [
     "sinkhorn",
     "log_sinkhorn",
@@ -183,6 +185,7 @@ def sinkhorn_iterations(logits: Tensor, n_iter: int = 20, tol: float = AUTHORS_T
         the number of iterations, 0..n_iter.
     """
     _check_square(logits, "logits")
+    integer("n_iter", n_iter, minimum=0)
     _check_tol(tol)
     with torch.no_grad():
         x = logits.detach()
@@ -197,16 +200,18 @@ def sinkhorn_iterations(logits: Tensor, n_iter: int = 20, tol: float = AUTHORS_T
 
 
 def _check_square(x: Tensor, name: str) -> None:
+    tensor(name, x)
     if x.dim() < 2 or x.shape[-1] != x.shape[-2]:
         raise ValueError(f"{name} must have shape (..., n, n); got {tuple(x.shape)}")
 
 
 def _prepare(logits: Tensor, n_iter: int, temperature: float, check_finite: bool | None) -> Tensor:
     _check_square(logits, "logits")
-    if n_iter < 1:
-        raise ValueError(f"n_iter must be >= 1; got {n_iter}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0; got {temperature}")
+    tensor("logits", logits, floating=True)
+    integer("n_iter", n_iter, minimum=1)
+    temperature = number("temperature", temperature, minimum=0, inclusive=False)
+    if check_finite is not None:
+        flag("check_finite", check_finite)
     if check_finite is None:
         # Never inside torch.compile: a data-dependent branch would split the captured graph.
         check_finite = logits.device.type == "cpu" and not torch.compiler.is_compiling()
@@ -320,6 +325,8 @@ def normalization_loss(logits: Tensor) -> Tensor:
         a scalar tensor.
     """
     _check_square(logits, "logits")
+    if logits.numel() == 0:  # no matrices: nothing to normalise
+        return logits.new_zeros(())
     rows = torch.logsumexp(logits, dim=-1)  # (..., n)
     cols = torch.logsumexp(logits, dim=-2)  # (..., n)
     return (rows.pow(2) + cols.pow(2)).mean()
