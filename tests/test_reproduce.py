@@ -11,6 +11,12 @@ def _tiny(profile="quick"):
                                mnist_hidden=2, toy_samples=128, toy_epochs=4, toy_restarts=2)
 
 
+def _use_tiny_settings(monkeypatch):
+    """Every module of wslib.reproduce that reads a profile's settings reads the tiny ones."""
+    for module in (reproduce.experiments, reproduce.runner, reproduce.cli):
+        monkeypatch.setattr(module, "settings", lambda profile=None: _tiny(profile or "quick"))
+
+
 def test_profiles_are_defined_in_one_place_and_paper_matches_the_paper(monkeypatch):
     assert set(profiles.SETTINGS) == set(profiles.PROFILES)
     p = profiles.settings("paper")
@@ -25,7 +31,7 @@ def test_profiles_are_defined_in_one_place_and_paper_matches_the_paper(monkeypat
 
 
 def test_toy_run_writes_provenance_stamped_json(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    _use_tiny_settings(monkeypatch)
     result = reproduce.run_experiment("toy-shift-partial", "wscnn", "quick", seed=1, device="cpu",
                                       checkpoint_dir=tmp_path / "ckpt", progress=False)
     path = reproduce.write_result(result, tmp_path / "results")
@@ -46,7 +52,7 @@ def test_toy_run_writes_provenance_stamped_json(tmp_path, monkeypatch):
 
 
 def test_mnist_run_uses_the_profile_and_records_the_source(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    _use_tiny_settings(monkeypatch)
     result = reproduce.run_experiment("rotated-mnist", "gcnn", "quick", device="cpu",
                                       checkpoint_dir=None, progress=False)
     ds = result["provenance"]["dataset"]
@@ -77,7 +83,7 @@ def test_paper_scale_only_when_every_setting_is_the_papers():
 
 
 def test_table1_asks_for_cuda_without_it_gives_a_message(capsys, tmp_path):
-    if reproduce.torch.cuda.is_available():
+    if reproduce.runner.torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     assert reproduce.main(["table1", "--profile", "quick", "--device", "cuda",
                            "--results-dir", str(tmp_path)]) == 2
@@ -86,8 +92,8 @@ def test_table1_asks_for_cuda_without_it_gives_a_message(capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_table1_quick_on_cpu_runs_eight_processes_and_resumes(tmp_path):
-    # The CI command: all eight runs of Table 1 (MNIST) as parallel processes, quick profile.
+def test_table1_quick_on_cpu_runs_eight_jobs_and_resumes(tmp_path):
+    # The CI command: all eight runs of Table 1 (MNIST) as local jobs (sweep --tables 1), quick profile.
     import subprocess
     import sys
 
@@ -98,7 +104,7 @@ def test_table1_quick_on_cpu_runs_eight_processes_and_resumes(tmp_path):
     out = first.stdout
     for exp, model, ent in reproduce.TABLE1_RUNS:
         variant = model + (f"-ent{ent:g}" if ent else "")
-        assert f"[{exp} / {variant}] epoch 1/1" in out and "steps/s" in out
+        assert f"[{exp}/{variant}/seed0] epoch 1/1" in out and "steps/s" in out
         saved = json.loads((tmp_path / "results" / exp / f"{variant}_quick_seed0.json").read_text())
         assert saved["paper_scale"] is False and saved["metrics"]["epochs_trained"] == 1
         assert saved["provenance"]["dataset"]["train_size"] == 512
@@ -108,23 +114,24 @@ def test_table1_quick_on_cpu_runs_eight_processes_and_resumes(tmp_path):
     assert len(list((tmp_path / "ckpt").glob("*.pt"))) == 8
     # A second call finds every run finished and only prints the table.
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=reproduce.REPO_ROOT)
-    assert second.returncode == 0 and second.stdout.count("already finished") == 8
-    assert "0 of 8 runs to train" in second.stdout
+    assert second.returncode == 0 and "8 runs; 8 done, 0 queued or running, 0 to submit" in second.stdout
+    assert "WSCNN + norm + ent" in second.stdout
+    assert (tmp_path / "sweeps" / "table1_quick_seeds0" / "sweep.json").exists()  # beside the checkpoints
 
 
 def _no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started although its result could not be written")
 
-    monkeypatch.setattr(reproduce, "train", refuse)
-    monkeypatch.setattr(reproduce, "train_restarts", refuse)
+    monkeypatch.setattr(reproduce.runner, "train", refuse)
+    monkeypatch.setattr(reproduce.runner, "train_restarts", refuse)
 
 
 @pytest.mark.parametrize("where", ["results-dir is a file", "checkpoint-dir is a file",
                                    "experiment folder is a file", "result file is a folder"])
 def test_an_unwritable_result_or_checkpoint_location_is_refused_before_training(
         where, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    _use_tiny_settings(monkeypatch)
     _no_training(monkeypatch)
     results, ckpt = tmp_path / "results", tmp_path / "ckpt"
     if where == "results-dir is a file":
@@ -144,7 +151,7 @@ def test_an_unwritable_result_or_checkpoint_location_is_refused_before_training(
 
 
 def test_run_experiment_refuses_a_checkpoint_folder_that_is_a_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "settings", lambda profile=None: _tiny(profile or "quick"))
+    _use_tiny_settings(monkeypatch)
     _no_training(monkeypatch)
     (tmp_path / "ckpt").write_text("")
     with pytest.raises(ValueError, match="checkpoint"):
@@ -164,7 +171,7 @@ def test_run_experiment_refuses_a_checkpoint_folder_that_is_a_file(tmp_path, mon
 ])
 def test_every_bad_argument_is_one_line_and_status_2(argv, says, tmp_path, monkeypatch, capsys):
     _no_training(monkeypatch)
-    monkeypatch.setattr(reproduce, "run_table1", lambda *a, **k: pytest.fail("table1 started"))
+    monkeypatch.setattr(reproduce.launch, "run_table1", lambda *a, **k: pytest.fail("table1 started"))
     code = reproduce.main(argv + ["--results-dir", str(tmp_path / "r"),
                                   "--checkpoint-dir", str(tmp_path / "c")])
     captured = capsys.readouterr()

@@ -12,12 +12,15 @@ Modules, one idea each:
     birkhoff     -- Birkhoff-von Neumann decomposition of doubly stochastic matrices
     data         -- (rotated, scaled) MNIST, CIFAR-10, toy data with a known group
     train        -- a plain, resumable training loop with the paper's regularisers
+    checkpoints  -- atomic checkpoint files, and the check that a path can be written
+    toy_layer    -- the toy problems' single weight-sharing layer and its objective
     analysis     -- how close learned stacks are to a group (convex coefficients, closure),
                     snapping them to permutations and naming the group they generate
     export       -- a learned network's exact copy: every learned stack snapped and fixed
     viz          -- the book's figures, one colour map for matrices
     profiles     -- the quick / tutorial / paper execution profiles
-    reproduce    -- `python -m wslib.reproduce`: the paper's experiments as provenance-stamped JSON
+    reproduce    -- `python -m wslib.reproduce`: the paper's experiments as provenance-stamped JSON,
+                    one at a time or as sweeps of job arrays (local processes or SLURM)
     bench        -- `python -m wslib.bench`: what learned weight sharing costs over a conv2d
 
 Note that ``wslib.sinkhorn`` is the function; the module is ``importlib.import_module("wslib.sinkhorn")``.

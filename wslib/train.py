@@ -12,8 +12,10 @@ run, because all randomness of epoch e (shuffling, augmentation, dropout) is re-
 optimiser state that turns NaN or infinite stops training with :class:`TrainingDiverged` before
 the diverged state reaches the checkpoint.
 
-The module also holds the toy problems' single weight-sharing layer
-(:class:`SharedKernelLayer`) and the objectives the book trains it with.
+The checkpoint files (:func:`save_checkpoint`, :func:`load_checkpoint`) live in
+``wslib/checkpoints.py``, and the toy problems' single weight-sharing layer
+(:class:`SharedKernelLayer`) and its :func:`reconstruction_objective` in ``wslib/toy_layer.py``;
+all of them are importable from here.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ import math
 import numbers
 import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,7 +35,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
 from . import _validate as _check
+from .checkpoints import _check_writable_path, _load_training_state, load_checkpoint, save_checkpoint
 from .nn import LearnedRepresentation, representation_losses, shared_sinkhorn
+from .toy_layer import SharedKernelLayer, reconstruction_objective
 
 __all__ = [
     "TrainConfig",
@@ -56,9 +59,11 @@ __all__ = [
     "reconstruction_objective",
 ]
 
+
 # What torch.compile turns the captured step into (TrainConfig.compile); the tests set
 # "aot_eager", which captures the same graphs without generating code.
 COMPILE_BACKEND = "inductor"
+
 
 # An objective maps (model, inputs, targets) to (scalar loss, logits or None); logits, when given,
 # are scored for accuracy against integer targets.
@@ -159,6 +164,8 @@ _FIELD_MINIMA = {
     "temperature": (0, False), "sinkhorn_tol": (0, False), "harden_from": (0, True), "bn_recalibration": (0, True),
     "num_workers": (0, True),
 }
+
+
 # The annotations TrainConfig's fields may use (without "| None"); see _checked_field.
 _FIELD_KINDS = ("bool", "int", "float", "str", "tuple[float, float]")
 
@@ -258,9 +265,6 @@ class History:
         return {f.name: getattr(self, f.name)[-1] for f in fields(self) if f.name != "snapshots"}
 
 
-# --- utilities ---------------------------------------------------------------------------------
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices); call it before building a model."""
     seed = _check.integer("seed", seed)
@@ -272,69 +276,6 @@ def seed_everything(seed: int) -> None:
 def default_device() -> torch.device:
     """CUDA when present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def save_checkpoint(obj: dict, path: str | Path) -> None:
-    """Write ``obj`` with ``torch.save`` atomically: a temporary file in the same folder, then
-    ``os.replace``, so a crash mid-write never leaves a truncated checkpoint behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint onto the CPU with ``weights_only=True`` (no arbitrary code runs).
-
-    Raises:
-        FileNotFoundError: there is no file at ``path``.
-        ValueError: ``path`` is a directory, or the file is not a checkpoint (truncated,
-            corrupted, or written by something other than :func:`save_checkpoint`); the message
-            names the file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory, not a checkpoint file")
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types (zip, unpickling, runtime) for bad files
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
-            f"{path} is not a readable checkpoint: expected a file written by "
-            f"wslib.train.save_checkpoint (torch.save of tensors and plain Python values, "
-            f"loadable with weights_only=True); loading failed with {type(e).__name__}: {reason}"
-        ) from e
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
-    return obj
-
-
-# What train() writes into, and needs from, its checkpoint.
-_TRAINING_STATE_KEYS = ("model", "optimizer", "epoch", "history", "config")
-
-
-def _load_training_state(path: str | Path) -> dict:
-    state = load_checkpoint(path)
-    missing = [k for k in _TRAINING_STATE_KEYS if k not in state]
-    if missing or not all(isinstance(state[k], dict) for k in ("model", "optimizer", "history", "config")):
-        raise ValueError(
-            f"{path} is not a training checkpoint of wslib.train.train: expected the keys "
-            f"{', '.join(_TRAINING_STATE_KEYS)}"
-            + (f"; missing {', '.join(missing)}" if missing else "; some are not dicts")
-            + ". Delete it or point TrainConfig.checkpoint elsewhere."
-        )
-    return state
 
 
 class TrainingDiverged(FloatingPointError):
@@ -425,27 +366,6 @@ def _pair(batch, name: str) -> tuple[Tensor, Tensor]:
     what = (f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list))
             else f"a {type(batch).__name__}")
     raise ValueError(f"{name} must yield (input tensor, target) pairs; a batch of it is {what}")
-
-
-def _check_writable_path(path: str | Path, what: str, folder: bool = False) -> Path:
-    """``path`` if a file (``folder=False``) or a folder can be written there: it is not the
-    other kind, and the nearest existing folder above it is a folder we may write in (tried
-    with an unnamed temporary file). Else a ValueError naming ``what``."""
-    path = Path(path).expanduser()
-    if path.exists() and path.is_dir() != folder:
-        kind = "a directory, not a file" if path.is_dir() else "a file, not a directory"
-        raise ValueError(f"{what} {path} is {kind}")
-    above = path if folder else path.parent
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if not above.is_dir():
-        raise ValueError(f"{what} {path} cannot be created: {above} is a file, not a directory")
-    try:
-        with tempfile.TemporaryFile(dir=above):
-            pass
-    except OSError as err:
-        raise ValueError(f"{what} {path} is not writable: {err.strerror or err} in {above}") from None
-    return path
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -838,86 +758,3 @@ def train_restarts(
         if best is None or losses[-1] < min(losses[:-1]):
             best = (model, history)
     return best[0], best[1], losses
-
-
-# --- the toy problems' single layer ----------------------------------------------------------
-
-
-class SharedKernelLayer(nn.Module):
-    """One weight-sharing layer on flattened signals: C base kernels, each transformed by |H| matrices.
-
-    The kernel stack is ``K[c, g] = R_g θ_c`` (the same weight sharing as
-    :class:`~wslib.nn.LiftingConv2d`, but the kernel covers the whole signal, so there is no
-    spatial sliding). The response of sample x to kernel (c, g) is ``<K[c, g], x>``; the
-    logits are those responses, pooled over g for the invariant task (one logit per template)
-    or kept for the equivariant task (one logit per (template, element)).
-
-    Args:
-        representation: a module returning an (|H|, d, d) stack, fixed or learned.
-        n_templates: C.
-        task: ``"invariant"`` (logits (B, C): log-sum-exp over g) or ``"equivariant"``
-            (logits (B, C·|H|), index c·|H| + g).
-
-    Input: (B, d) or (B, 1, k, k) with d = k².
-    """
-
-    def __init__(self, representation: nn.Module, n_templates: int, task: str = "invariant"):
-        super().__init__()
-        if task not in ("invariant", "equivariant"):
-            raise ValueError(f"task must be 'invariant' or 'equivariant'; got {task!r}")
-        n_templates = _check.integer("n_templates", n_templates, 1)
-        self.representation, self.task = representation, task
-        self.weight = nn.Parameter(torch.randn(n_templates, representation.dim) / math.sqrt(representation.dim))
-
-    def kernel_stack(self) -> Tensor:
-        """(C, |H|, d): every base kernel transformed by every matrix of the stack."""
-        return torch.einsum("gde,ce->cgd", self.representation(), self.weight)
-
-    def _flat(self, x: Tensor) -> Tensor:
-        flat = x.reshape(x.shape[0], -1)
-        if flat.shape[1] != self.weight.shape[1]:
-            raise ValueError(
-                f"SharedKernelLayer expects inputs with {self.weight.shape[1]} values per sample; "
-                f"got shape {tuple(x.shape)}"
-            )
-        return flat
-
-    def responses(self, x: Tensor) -> Tensor:
-        """(B, C, |H|) inner products of each sample with each transformed kernel."""
-        return torch.einsum("bd,cgd->bcg", self._flat(x), self.kernel_stack())
-
-    def forward(self, x: Tensor) -> Tensor:
-        r = self.responses(x)
-        return torch.logsumexp(r, dim=-1) if self.task == "invariant" else r.flatten(1)
-
-
-def reconstruction_objective(softmin_temperature: float = 0.1) -> Objective:
-    """The toys' reconstruction objective: the kernel stack must *reproduce* the samples.
-
-    For a :class:`SharedKernelLayer`, the loss of sample x is its squared distance to a
-    transformed kernel ``K[c, g]``, mean over its d entries: for the equivariant task to the
-    labelled (c, g); for the invariant task (g unknown) a soft minimum over g,
-    ``-τ·logsumexp(-dist/τ)``, so every element of the stack receives gradient. The logits
-    returned for accuracy are the negative distances (pooled over g for the invariant task).
-
-    Args:
-        softmin_temperature: τ of the soft minimum over group elements.
-    """
-    _check.number("softmin_temperature", softmin_temperature, 0, inclusive=False)
-
-    def objective(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        if not isinstance(model, SharedKernelLayer):
-            raise ValueError("reconstruction_objective trains a SharedKernelLayer")
-        k = model.kernel_stack()  # (C, |H|, d)
-        flat = model._flat(x)
-        dist = (flat[:, None, None, :] - k[None]).pow(2).mean(-1)  # (B, C, |H|)
-        if model.task == "equivariant":
-            logits = -dist.flatten(1)
-            loss = dist.flatten(1).gather(1, y[:, None]).mean()
-        else:
-            tau = softmin_temperature
-            logits = tau * torch.logsumexp(-dist / tau, dim=-1)  # (B, C): soft nearest element
-            loss = -logits.gather(1, y[:, None]).mean()
-        return loss, logits
-
-    return objective
