@@ -205,6 +205,18 @@ def test_result_is_doubly_stochastic_within_tol(tol):
         assert doubly_stochastic_error(sinkhorn(x, k - 1, method="log")).max() > tol
 
 
+def test_the_scaling_form_stops_where_the_count_says():
+    # The scaling form tests the tolerance inside its loop (in float64) instead of counting
+    # first; on stacks like those of training (logits N(0, s²)) it runs the same iterations.
+    for n in (9, 25, 100):
+        for scale in (0.5, 1.0, 2.0, 4.0, 8.0):
+            for seed in range(4):
+                x = scale * torch.randn(3, n, n, generator=torch.Generator().manual_seed(seed))
+                k = sinkhorn_iterations(x, 20, AUTHORS_TOL)
+                fixed = sinkhorn(x, k, method="scaling") if k else x.exp()
+                assert torch.equal(sinkhorn(x, 20, tol=AUTHORS_TOL, method="scaling"), fixed)
+
+
 def test_tol_result_equals_the_fixed_twenty_where_both_converged():
     for n in (25, 100):
         x = torch.rand(3, n, n, generator=torch.Generator().manual_seed(2))
