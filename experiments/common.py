@@ -22,12 +22,18 @@ from wslib.groups import rotation_stack, shift_twist_stack
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What the runs themselves write: a change there does not make the code that ran differ from HEAD.
+RECORDS = ("results", "checkpoints", "experiments/logs", "experiments/checkpoints")
+
+
 def git_commit() -> str:
-    """The repository's HEAD commit (and '+dirty' when tracked files differ from it)."""
+    """The repository's HEAD commit, and '+dirty' when tracked files other than the recorded
+    results, logs and checkpoints (which running experiments keep rewriting) differ from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+                               + [f":!{path}" for path in RECORDS], cwd=ROOT,
                                capture_output=True, text=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
