@@ -18,7 +18,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 # Jupyter Book's execution cache re-runs only the notebooks whose code changed. It cannot see
 # the profile, the library, the pinned packages or the recorded results the chapters read, so a
-# change to any of them empties it (the key is computed only when `book` runs).
+# change to any of them empties it (the key is computed only when `book` runs) -- and Sphinx's
+# saved environment (_build/.doctrees) with it, or Sphinx would re-read only the pages whose
+# source changed and keep the old outputs of every other chapter.
 CACHE_KEY = $(shell { echo $(WSLIB_PROFILE); find wslib results checkpoints \
 	experiments/checkpoints requirements.txt -type f ! -name '*.pyc' 2>/dev/null \
 	| LC_ALL=C sort | xargs sha1sum; } | sha1sum | cut -c1-16)
@@ -29,7 +31,7 @@ CACHE_KEY = $(shell { echo $(WSLIB_PROFILE); find wslib results checkpoints \
 book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.cache_key 2>/dev/null)" != "$(CACHE_KEY)" ]; then \
-		rm -rf _build/.jupyter_cache; echo "$(CACHE_KEY)" > _build/.cache_key; fi
+		rm -rf _build/.jupyter_cache _build/.doctrees; echo "$(CACHE_KEY)" > _build/.cache_key; fi
 	WSLIB_PROFILE=$(WSLIB_PROFILE) $(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 # A notebook cell may run 300 s, then nbval fails it as "<notebook>::Cell <n>" (n counts code
