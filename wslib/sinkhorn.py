@@ -239,14 +239,17 @@ def _normalise(x: Tensor, n_iter: int, tol: float | None, method: str | None,
                log: bool) -> Tensor:
     """Sinkhorn on prepared logits; the log of the result if ``log``."""
     _check_tol(tol)
-    if tol is not None and _within(x, tol):  # already doubly stochastic: no iteration
-        return x if log else x.exp()
     method = _resolve(x, method)
-    if method == "scaling":  # tests the tolerance as it goes, at no extra cost
+    if method == "scaling":  # tests the tolerance as it goes; only the start is tested here
+        if tol is not None and _within(x, tol):
+            n_iter = 0
+    elif tol is not None:  # the loops count first, without gradients
+        n_iter = sinkhorn_iterations(x, n_iter, tol)
+    if n_iter == 0:  # already doubly stochastic within tol
+        return x if log else x.exp()
+    if method == "scaling":
         p = _sinkhorn_scaling(x, n_iter, tol)
         return p.log() if log else p
-    if tol is not None:  # the loops count first, without gradients
-        n_iter = sinkhorn_iterations(x, n_iter, tol)
     y = _log_domain(x, n_iter, method)
     return y if log else y.exp()
 
